@@ -1,0 +1,164 @@
+"""``python -m sslprobe fit|validate|test --config FILE``: LightningCLI with one directory per run.
+
+Every run lives in ``<trainer.default_root_dir>/<run.experiment>/<run.version>/``:
+
+    config.yaml       the resolved config
+    subset.json       the training subset (indices and per-class counts)
+    checkpoints/      last.ckpt and periodic checkpoints (a fixed path, whatever the logger)
+    probes/           raw arrays and figures of the probe callbacks
+    metrics.csv, wandb/   logger files
+
+The CLI points the Trainer's ``default_root_dir`` at that directory, so callbacks and the
+datamodule find it as ``trainer.default_root_dir``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from pathlib import Path
+
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
+
+from sslprobe.data.datamodule import CIFAR10DataModule
+from sslprobe.methods.base import SSLMethod
+
+DEFAULT_ROOT = "runs"
+
+
+def wandb_logged_in() -> bool:
+    """Whether W&B credentials exist (no network call is made)."""
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    netrc = Path(os.environ.get("NETRC", Path.home() / ".netrc"))
+    return netrc.is_file() and "api.wandb.ai" in netrc.read_text(errors="ignore")
+
+
+def next_version(experiment_dir: Path) -> str:
+    """``version_<n>`` with n one above the largest existing one."""
+    numbers = [
+        int(match.group(1))
+        for child in (experiment_dir.iterdir() if experiment_dir.is_dir() else [])
+        if (match := re.fullmatch(r"version_(\d+)", child.name))
+    ]
+    return f"version_{max(numbers, default=-1) + 1}"
+
+
+def latest_version(experiment_dir: Path) -> str | None:
+    """The most recently modified run of an experiment that holds checkpoints/last.ckpt."""
+    runs = [c for c in experiment_dir.iterdir() if (c / "checkpoints" / "last.ckpt").is_file()] \
+        if experiment_dir.is_dir() else []
+    return max(runs, key=lambda c: (c / "checkpoints" / "last.ckpt").stat().st_mtime).name if runs else None
+
+
+def default_experiment(config) -> str:
+    """``<method>_<backbone>_<imbalance>``, e.g. ``simclr_resnet18_full``."""
+    model = config.model
+    method = str(model.class_path).rsplit(".", 1)[-1].lower()
+    backbone = model.init_args.get("backbone", "resnet18")
+    return f"{method}_{backbone}_{config.data.imbalance}"
+
+
+def _as_list(value) -> list:
+    if value is None or isinstance(value, bool):
+        return []
+    return list(value) if isinstance(value, list) else [value]
+
+
+class RunConfigCallback(SaveConfigCallback):
+    """Saves the resolved config as ``<run dir>/config.yaml``; never overwrites another run's."""
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        if self.already_saved:
+            return
+        path = Path(trainer.default_root_dir) / self.config_filename
+        resuming = bool(self.config.get("ckpt_path"))
+        if trainer.is_global_zero:
+            if path.is_file() and not resuming:
+                raise FileExistsError(
+                    f"{path} exists: this run directory belongs to another run; choose another "
+                    "--run.version or resume it with --ckpt_path last"
+                )
+            if not path.is_file():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                self.parser.save(self.config, str(path), skip_none=False, multifile=False)
+        self.already_saved = True
+
+
+class SSLProbeCLI(LightningCLI):
+    """LightningCLI that resolves the run directory and wires loggers and checkpoints into it."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("save_config_callback", RunConfigCallback)
+        super().__init__(SSLMethod, CIFAR10DataModule, *args, subclass_mode_model=True, **kwargs)
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.add_argument("--run.experiment", type=str | None, default=None,
+                            help="experiment name (default: <method>_<backbone>_<imbalance>)")
+        parser.add_argument("--run.version", type=str | None, default=None,
+                            help="run name inside the experiment (default: next version_<n>; "
+                                 "with --ckpt_path last: the latest run)")
+        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.set_defaults({
+            "checkpoint.save_last": True,
+            "checkpoint.save_top_k": 1,
+            "checkpoint.filename": "epoch{epoch:03d}-step{step:06d}",
+            "checkpoint.auto_insert_metric_name": False,
+            "trainer.default_root_dir": DEFAULT_ROOT,
+        })
+
+    def before_instantiate_classes(self) -> None:
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        root = Path(config.trainer.default_root_dir or DEFAULT_ROOT)
+        experiment = config.run.experiment or default_experiment(config)
+        config.run.experiment = experiment
+        ckpt_path = config.get("ckpt_path")
+        version = config.run.version
+        if version is None and ckpt_path == "last":
+            version = latest_version(root / experiment)
+            if version is None:
+                raise FileNotFoundError(
+                    f"--ckpt_path last: no run of experiment {experiment!r} under {root} has checkpoints/last.ckpt"
+                )
+        version = version or next_version(root / experiment)
+        config.run.version = version
+        self.run_dir = root / experiment / version
+        if ckpt_path == "last":
+            last = self.run_dir / "checkpoints" / "last.ckpt"
+            if not last.is_file():
+                raise FileNotFoundError(f"--ckpt_path last: {last} does not exist")
+            config.ckpt_path = str(last)
+        config.checkpoint.dirpath = str(self.run_dir / "checkpoints")
+        online = wandb_logged_in()
+        for logger in _as_list(config.trainer.logger):
+            kind = str(logger.class_path).rsplit(".", 1)[-1]
+            if kind == "WandbLogger":
+                logger.init_args.save_dir = str(self.run_dir)
+                logger.init_args.name = f"{experiment}/{version}"
+                logger.init_args.id = re.sub(r"[^A-Za-z0-9_-]", "-", f"{experiment}-{version}")
+                logger.init_args.offline = logger.init_args.get("offline") or not online
+                logger.init_args.resume = logger.init_args.get("resume") or "allow"
+            elif kind in ("CSVLogger", "TensorBoardLogger"):
+                logger.init_args.save_dir = str(root)
+                logger.init_args.name = experiment
+                logger.init_args.version = version
+
+    def instantiate_trainer(self, **kwargs):
+        return super().instantiate_trainer(default_root_dir=str(self.run_dir), **kwargs)
+
+
+def main(args: list[str] | None = None) -> None:
+    """Entry point; errors become one line on stderr and exit code 1 (tracebacks with SSLPROBE_DEBUG=1)."""
+    os.environ.setdefault("WANDB_SILENT", "true")
+    if not wandb_logged_in():
+        os.environ.setdefault("WANDB_MODE", "offline")
+    try:
+        SSLProbeCLI(args=args)
+    except (ValueError, TypeError, FileNotFoundError, FileExistsError, RuntimeError, OSError) as error:
+        if os.environ.get("SSLPROBE_DEBUG"):
+            raise
+        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        print(f"sslprobe: error: {message}", file=sys.stderr)
+        sys.exit(1)

@@ -1,0 +1,20 @@
+"""Barlow Twins (Zbontar et al. 2021)."""
+
+from sslprobe.losses import BarlowTwinsLoss
+from sslprobe.methods.base import SSLMethod
+
+
+class BarlowTwins(SSLMethod):
+    """Barlow Twins with `barlow_twins_loss`.
+
+    Args:
+        lambd: weight of the off-diagonal (redundancy) term (>= 0).
+        **kwargs: see `SSLMethod`.
+    """
+
+    def __init__(self, lambd: float = 5e-3, **kwargs):
+        self.lambd = lambd
+        super().__init__(**kwargs)
+
+    def make_loss(self, gather_distributed: bool) -> BarlowTwinsLoss:
+        return BarlowTwinsLoss(self.lambd, gather_distributed)

@@ -1,0 +1,167 @@
+"""The shared base of every method: two views -> backbone -> projector -> loss.
+
+The method contract that callbacks and probes rely on:
+
+- ``method.backbone`` maps images to features (B, feature_dim);
+- ``method.projector`` maps features to embeddings (``nn.Identity()`` without projector); its
+  last ``nn.Linear`` is the layer the landscape probe rescales;
+- ``method.loss_fn(z1, z2)`` is the training objective on two batches of embeddings, on the
+  local batch (never gathering across ranks);
+- ``method.embed(images)`` gives frozen backbone features in eval mode.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+import torch
+from lightning.pytorch import LightningModule
+from torch import nn
+
+from sslprobe.data.augment import normalize_images
+from sslprobe.nn.backbones import build_backbone
+from sslprobe.nn.heads import Projector, build_projector
+
+BackboneName = Literal["resnet12", "resnet18", "vit_tiny"]
+
+
+class SSLMethod(LightningModule):
+    """Base of the self-supervised methods and of the supervised baseline.
+
+    Args:
+        backbone: ``resnet12 | resnet18 | vit_tiny``.
+        backbone_kwargs: keyword arguments of the backbone (e.g. ``widths`` for resnet12,
+            ``patch_size`` for vit_tiny, ``norm: group`` for a batch-independent resnet12).
+        projector: ``mlp`` (Linear-BN-ReLU-Linear), ``linear``, or ``null`` for none.
+        hidden_dim, output_dim: projector sizes (paper: 512 hidden, 128 out).
+        projector_batch_norm: BatchNorm between the projector's layers.
+        lr: peak learning rate of SGD for the *global* batch (``data.batch_size``), reached
+            after ``warmup_epochs`` and decayed by a cosine to ``min_lr`` at the last step.
+        min_lr: final learning rate.
+        momentum: SGD momentum.
+        weight_decay: L2 penalty γ on all parameters (γ/2 · |θ|² added to the objective).
+        warmup_epochs: linear warm-up length.
+        sync_batchnorm: convert BatchNorm to SyncBatchNorm when training on several processes,
+            so batch statistics are those of the global batch.
+        channels_last: use the channels-last memory format for images and convolutions.
+        compile: ``torch.compile`` the backbone.
+    """
+
+    def __init__(
+        self,
+        backbone: BackboneName = "resnet18",
+        backbone_kwargs: dict[str, Any] | None = None,
+        projector: Projector | None = "mlp",
+        hidden_dim: int = 512,
+        output_dim: int = 128,
+        projector_batch_norm: bool = True,
+        lr: float = 0.03,
+        min_lr: float = 0.001,
+        momentum: float = 0.9,
+        weight_decay: float = 5e-4,
+        warmup_epochs: int = 0,
+        sync_batchnorm: bool = True,
+        channels_last: bool = False,
+        compile: bool = False,
+    ):
+        super().__init__()
+        if not lr > 0 or min_lr < 0 or min_lr > lr:
+            raise ValueError(f"need lr > 0 and 0 <= min_lr <= lr, got lr={lr}, min_lr={min_lr}")
+        if weight_decay < 0 or not 0 <= momentum < 1 or warmup_epochs < 0:
+            raise ValueError(
+                f"need weight_decay >= 0, 0 <= momentum < 1, warmup_epochs >= 0; got {weight_decay}, "
+                f"{momentum}, {warmup_epochs}"
+            )
+        self.save_hyperparameters()
+        self.backbone = build_backbone(backbone, **(backbone_kwargs or {}))
+        self.projector = build_projector(
+            projector, self.backbone.feature_dim, hidden_dim, output_dim, projector_batch_norm
+        )
+        self.local_loss = self.make_loss(gather_distributed=False)  # validates loss hyperparameters
+        self.train_loss = self.local_loss
+        self._compiled_backbone = None
+
+    # ------------------------------------------------------------ the contract
+    def make_loss(self, gather_distributed: bool) -> nn.Module:
+        """The method's loss module; subclasses name their loss here."""
+        raise NotImplementedError
+
+    def loss_fn(self, z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
+        """The training objective on two local (B, D) embedding batches."""
+        return self.local_loss(z1, z2)
+
+    @torch.no_grad()
+    def embed(self, images: torch.Tensor) -> torch.Tensor:
+        """Backbone features (B, feature_dim) in eval mode; uint8 images are normalised first."""
+        was_training = self.training
+        self.eval()
+        if images.dtype == torch.uint8:
+            images = normalize_images(images)
+        features = self.features(images.to(self.device))
+        self.train(was_training)
+        return features
+
+    # ---------------------------------------------------------------- forward
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        if self.hparams.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        backbone = self._compiled_backbone or self.backbone
+        return backbone(images)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Embeddings (B, D) of a batch of normalised images."""
+        return self.projector(self.features(images))
+
+    def setup(self, stage: str) -> None:
+        if self._trainer is not None and self.trainer.world_size > 1:
+            self.train_loss = self.make_loss(gather_distributed=True)
+        if self.hparams.channels_last:
+            self.to(memory_format=torch.channels_last)
+        if self.hparams.compile and self._compiled_backbone is None:
+            self._compiled_backbone = torch.compile(self.backbone)
+
+    def configure_model(self) -> None:
+        if self._trainer is not None and self.trainer.world_size > 1 and self.hparams.sync_batchnorm:
+            nn.SyncBatchNorm.convert_sync_batchnorm(self)
+
+    # --------------------------------------------------------------- training
+    def shared_step(self, batch) -> torch.Tensor:
+        view1, view2, _ = batch
+        z1, z2 = self(view1), self(view2)
+        return self.train_loss(z1, z2) if self.training else self.local_loss(z1, z2)
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        loss = self.shared_step(batch)
+        self.log("train/loss", loss, prog_bar=True)
+        self.log("train/lr", self.optimizers().param_groups[0]["lr"])
+        return loss
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        self.log("val/loss", self.shared_step(batch), prog_bar=True, sync_dist=True)
+
+    def test_step(self, batch, batch_idx: int) -> None:
+        self.log("test/loss", self.shared_step(batch), sync_dist=True)
+
+    def configure_optimizers(self):
+        hp = self.hparams
+        optimizer = torch.optim.SGD(self.parameters(), lr=hp.lr, momentum=hp.momentum, weight_decay=hp.weight_decay)
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        per_epoch = max(1, total // max(1, self.trainer.max_epochs or 1))
+        warmup = min(total - 1, hp.warmup_epochs * per_epoch)
+        schedule = WarmupCosine(warmup, total, hp.min_lr / hp.lr)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+class WarmupCosine:
+    """Learning-rate factor: linear warm-up over ``warmup`` steps, cosine to ``final`` at ``total``."""
+
+    def __init__(self, warmup: int, total: int, final: float):
+        self.warmup, self.total, self.final = warmup, total, final
+
+    def __call__(self, step: int) -> float:
+        if step < self.warmup:
+            return (step + 1) / self.warmup
+        progress = min(1.0, (step - self.warmup) / max(1, self.total - 1 - self.warmup))
+        return self.final + (1 - self.final) * 0.5 * (1 + math.cos(math.pi * progress))

@@ -1,0 +1,25 @@
+"""The paper's Gaussian-kernel InfoNCE family: vanilla (Eq. 1), weighted (Eq. 7), β-InfoNCE."""
+
+from sslprobe.losses import InfoNCELoss
+from sslprobe.methods.base import SSLMethod
+
+
+class InfoNCE(SSLMethod):
+    """Training with `info_nce_loss`.
+
+    Args:
+        temperature: Gaussian kernel width (> 0).
+        alpha: weight of the positive inside the log-sum (1 keeps it, 0 drops it), >= 0.
+        beta: weight of the log-sum term (β-InfoNCE; < 1 invites collapse, > 1 resists it), > 0.
+        normalize: L2-normalise the embeddings first.
+        **kwargs: see `SSLMethod`.
+    """
+
+    def __init__(
+        self, temperature: float = 1.0, alpha: float = 1.0, beta: float = 1.0, normalize: bool = False, **kwargs
+    ):
+        self.temperature, self.alpha, self.beta, self.normalize = temperature, alpha, beta, normalize
+        super().__init__(**kwargs)
+
+    def make_loss(self, gather_distributed: bool) -> InfoNCELoss:
+        return InfoNCELoss(self.temperature, self.alpha, self.beta, self.normalize, gather_distributed)

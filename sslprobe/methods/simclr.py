@@ -1,0 +1,20 @@
+"""SimCLR (Chen et al. 2020): NT-Xent on two views."""
+
+from sslprobe.losses import NTXentLoss
+from sslprobe.methods.base import SSLMethod
+
+
+class SimCLR(SSLMethod):
+    """SimCLR with `nt_xent_loss`.
+
+    Args:
+        temperature: softmax temperature of NT-Xent (> 0).
+        **kwargs: see `SSLMethod`.
+    """
+
+    def __init__(self, temperature: float = 0.5, **kwargs):
+        self.temperature = temperature
+        super().__init__(**kwargs)
+
+    def make_loss(self, gather_distributed: bool) -> NTXentLoss:
+        return NTXentLoss(self.temperature, gather_distributed)

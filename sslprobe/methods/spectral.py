@@ -1,0 +1,20 @@
+"""Spectral contrastive learning (HaoChen et al. 2021)."""
+
+from sslprobe.losses import SpectralContrastiveLoss
+from sslprobe.methods.base import SSLMethod
+
+
+class SpectralContrastive(SSLMethod):
+    """SCL with `spectral_contrastive_loss`; its origin Hessian is 2C, blind to class balance.
+
+    Args:
+        mu: embeddings are clipped to norm √mu (> 0).
+        **kwargs: see `SSLMethod`.
+    """
+
+    def __init__(self, mu: float = 1.0, **kwargs):
+        self.mu = mu
+        super().__init__(**kwargs)
+
+    def make_loss(self, gather_distributed: bool) -> SpectralContrastiveLoss:
+        return SpectralContrastiveLoss(self.mu, gather_distributed)

@@ -1,0 +1,41 @@
+"""Supervised baseline: the same backbone and augmentation, trained with cross-entropy."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from sslprobe.methods.base import SSLMethod
+
+
+class SupervisedLoss(nn.Module):
+    """Placeholder objective: a supervised model has no loss on two embedding batches."""
+
+    def forward(self, z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError("the supervised baseline's loss needs labels; it has no loss on (z1, z2)")
+
+
+class Supervised(SSLMethod):
+    """Cross-entropy on both augmented views with a linear classifier on the backbone features.
+
+    Args:
+        num_classes: number of classes (10 for CIFAR-10).
+        **kwargs: see `SSLMethod` (``projector`` defaults to null here).
+    """
+
+    def __init__(self, num_classes: int = 10, projector=None, **kwargs):
+        super().__init__(projector=projector, **kwargs)
+        self.classifier = nn.Linear(self.backbone.feature_dim, num_classes)
+
+    def make_loss(self, gather_distributed: bool) -> nn.Module:
+        return SupervisedLoss()
+
+    def shared_step(self, batch) -> torch.Tensor:
+        view1, view2, labels = batch
+        logits = self.classifier(self.features(torch.cat([view1, view2])))
+        targets = torch.cat([labels, labels])
+        if not self.training:
+            self.log(f"{'val' if not self.trainer.testing else 'test'}/acc",
+                     (logits.argmax(1) == targets).float().mean(), sync_dist=True)
+        return F.cross_entropy(logits, targets)

@@ -1,0 +1,20 @@
+"""VICReg (Bardes et al. 2022)."""
+
+from sslprobe.losses import VICRegLoss
+from sslprobe.methods.base import SSLMethod
+
+
+class VICReg(SSLMethod):
+    """VICReg with `vicreg_loss`.
+
+    Args:
+        sim_coeff, std_coeff, cov_coeff: weights of invariance, variance and covariance terms (>= 0).
+        **kwargs: see `SSLMethod`.
+    """
+
+    def __init__(self, sim_coeff: float = 25.0, std_coeff: float = 25.0, cov_coeff: float = 1.0, **kwargs):
+        self.sim_coeff, self.std_coeff, self.cov_coeff = sim_coeff, std_coeff, cov_coeff
+        super().__init__(**kwargs)
+
+    def make_loss(self, gather_distributed: bool) -> VICRegLoss:
+        return VICRegLoss(self.sim_coeff, self.std_coeff, self.cov_coeff, gather_distributed=gather_distributed)

@@ -1,0 +1,113 @@
+"""Backbones: ``forward(images) -> (B, feature_dim)`` with a ``feature_dim`` attribute."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import timm
+import torch
+from torch import nn
+
+BACKBONE_CHOICES = ("resnet12", "resnet18", "vit_tiny")
+Norm = Literal["batch", "group", "none"]
+
+
+def _norm(kind: Norm, channels: int) -> nn.Module:
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    if kind == "group":
+        return nn.GroupNorm(min(32, channels), channels)
+    return nn.Identity()
+
+
+class ResNet12Block(nn.Module):
+    """Three 3×3 conv-norm-LeakyReLU(0.1) layers, a 1×1 conv shortcut, then 2×2 max-pool."""
+
+    def __init__(self, in_channels: int, out_channels: int, norm: Norm = "batch"):
+        super().__init__()
+        layers: list[nn.Module] = []
+        for index in range(3):
+            layers.append(nn.Conv2d(in_channels if index == 0 else out_channels, out_channels, 3, padding=1, bias=False))
+            layers.append(_norm(norm, out_channels))
+            if index < 2:
+                layers.append(nn.LeakyReLU(0.1))
+        self.body = nn.Sequential(*layers)
+        self.shortcut = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, bias=False), _norm(norm, out_channels))
+        self.activation = nn.LeakyReLU(0.1)
+        self.pool = nn.MaxPool2d(2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pool(self.activation(self.body(x) + self.shortcut(x)))
+
+
+class ResNet12(nn.Module):
+    """The few-shot ResNet-12 (Lee et al. 2019; Oreshkin et al. 2018) used by the paper's Fig. 4.
+
+    Four residual stages of widths ``widths`` (default 64-160-320-640); 32×32 inputs end at
+    2×2, then global average pooling gives ``feature_dim = widths[-1]``.
+
+    Args:
+        widths: channels of the four stages.
+        norm: ``batch`` (default), ``group`` or ``none`` (batch-independent, e.g. for tests that
+            compare DDP with one process).
+    """
+
+    def __init__(self, widths: tuple[int, int, int, int] = (64, 160, 320, 640), norm: Norm = "batch"):
+        super().__init__()
+        if len(widths) != 4 or min(widths) < 1:
+            raise ValueError(f"resnet12 needs four positive widths, got {tuple(widths)}")
+        channels = (3, *widths)
+        self.stages = nn.Sequential(*(ResNet12Block(channels[i], channels[i + 1], norm) for i in range(4)))
+        self.feature_dim = widths[-1]
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.stages(images).mean(dim=(2, 3))  # (B, C)
+
+
+class TimmBackbone(nn.Module):
+    """A timm model created without classifier head; exposes ``feature_dim``."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+        self.feature_dim = model.num_features
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.model(images)  # (B, feature_dim)
+
+
+def resnet18(cifar_stem: bool = True) -> TimmBackbone:
+    """timm's ResNet-18; with ``cifar_stem`` a 3×3 stride-1 stem conv and no max-pool (32×32 stays 32×32)."""
+    model = timm.create_model("resnet18", pretrained=False, num_classes=0)
+    if cifar_stem:
+        model.conv1 = nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=1, bias=False)
+        model.maxpool = nn.Identity()
+    return TimmBackbone(model)
+
+
+def vit_tiny(img_size: int = 32, patch_size: int = 4, depth: int = 12, embed_dim: int = 192, num_heads: int = 3) -> TimmBackbone:
+    """timm's ViT-Tiny sized for CIFAR (patch 4 on 32×32 gives 64 tokens); features = class token."""
+    if img_size % patch_size:
+        raise ValueError(f"vit_tiny: image size {img_size} is not divisible by patch size {patch_size}")
+    model = timm.create_model(
+        "vit_tiny_patch16_224",
+        pretrained=False,
+        num_classes=0,
+        img_size=img_size,
+        patch_size=patch_size,
+        depth=depth,
+        embed_dim=embed_dim,
+        num_heads=num_heads,
+    )
+    return TimmBackbone(model)
+
+
+def build_backbone(name: str, **kwargs) -> nn.Module:
+    """Backbone ``name`` in ``resnet12 | resnet18 | vit_tiny`` with its keyword arguments."""
+    factories = {"resnet12": ResNet12, "resnet18": resnet18, "vit_tiny": vit_tiny}
+    if name not in factories:
+        raise ValueError(f"unknown backbone {name!r}; valid: {', '.join(BACKBONE_CHOICES)}")
+    try:
+        return factories[name](**kwargs)
+    except TypeError as error:
+        raise ValueError(f"model.backbone_kwargs do not fit {name}: {error}") from None

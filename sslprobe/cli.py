@@ -53,6 +53,26 @@ def latest_version(experiment_dir: Path) -> str | None:
     return max(runs, key=lambda c: (c / "checkpoints" / "last.ckpt").stat().st_mtime).name if runs else None
 
 
+def shared_version(experiment_dir: Path) -> str:
+    """The version of a new run, the same in every process of a distributed launch.
+
+    Processes that Lightning spawns inherit ``SSLPROBE_RUN_VERSION=<parent pid>:<version>`` from
+    the first one; under an external launcher (torchrun, SLURM) the job id names the run.
+    """
+    parent, _, inherited = os.environ.get("SSLPROBE_RUN_VERSION", "").partition(":")
+    if inherited and parent == str(os.getppid()):
+        return inherited
+    job = os.environ.get("SLURM_JOB_ID") or os.environ.get("TORCHELASTIC_RUN_ID")
+    if job and job != "none":
+        version = f"job_{job}"
+    elif "RANK" in os.environ or "SLURM_PROCID" in os.environ:
+        raise ValueError("launched as one of several processes without a job id: pass --run.version NAME")
+    else:
+        version = next_version(experiment_dir)
+    os.environ["SSLPROBE_RUN_VERSION"] = f"{os.getpid()}:{version}"
+    return version
+
+
 def default_experiment(config) -> str:
     """``<method>_<backbone>_<imbalance>``, e.g. ``simclr_resnet18_full``."""
     model = config.model
@@ -122,7 +142,7 @@ class SSLProbeCLI(LightningCLI):
                 raise FileNotFoundError(
                     f"--ckpt_path last: no run of experiment {experiment!r} under {root} has checkpoints/last.ckpt"
                 )
-        version = version or next_version(root / experiment)
+        version = version or shared_version(root / experiment)
         config.run.version = version
         self.run_dir = root / experiment / version
         if ckpt_path == "last":

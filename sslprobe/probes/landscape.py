@@ -42,7 +42,7 @@ import torch
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Head = Callable[[torch.Tensor], torch.Tensor]
 
-CHUNK_MEMORY_BUDGET = 256 * 2**20  # bytes of intermediates one vmap chunk may use
+CHUNK_MEMORY_BUDGET = 64 * 2**20  # bytes of intermediates one vmap chunk may hold
 VMAP_CHECK_RTOL = 1e-3
 
 
@@ -223,7 +223,7 @@ def rescale_landscape_1d(
         scale_bias: rescale the bias with the weight.
         batch_size: average the loss over consecutive batches of this many rows (the training
             batch size); None evaluates all N rows as one batch.
-        chunk_size: grid points per vmap call; None picks one from a 256 MiB budget.
+        chunk_size: grid points per vmap call; None sizes chunks to about 64 MiB of intermediates.
 
     Returns:
         ``(a, loss)``: two (len(scales),) float64 arrays.
@@ -294,7 +294,7 @@ def rescale_singular_halves(
             (plus the bias's share when ``scale_bias``).
         scale_bias: rescale the bias with the weight, as above.
         batch_size: average the loss over consecutive batches of this many rows.
-        chunk_size: grid points per vmap call; None picks one from a 256 MiB budget.
+        chunk_size: grid points per vmap call; None sizes chunks to about 64 MiB of intermediates.
 
     Returns:
         ``(r1, r2, loss)`` with loss of shape (len(r1), len(r2)), ``loss[i, j]`` at

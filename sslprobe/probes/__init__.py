@@ -1,0 +1,53 @@
+"""Measurements on plain tensors: spectra, rescaling loss landscapes, linear / kNN read-out."""
+
+from sslprobe.probes.landscape import (
+    LandscapeResult,
+    grid_local_minima,
+    landscape_report,
+    loss_landscape,
+    reference_loss,
+    rescale_landscape_1d,
+    rescale_singular_halves,
+    singular_halves,
+)
+from sslprobe.probes.linear import (
+    classification_metrics,
+    knn_predict,
+    linear_evaluation,
+    per_class_accuracy,
+    rare_classes,
+    standardize_features,
+    train_linear_classifier,
+)
+from sslprobe.probes.spectrum import (
+    collapsed_directions,
+    covariance_eigenvalues,
+    effective_rank,
+    singular_values,
+    spectrum_report,
+    stable_rank,
+)
+
+__all__ = [
+    "LandscapeResult",
+    "classification_metrics",
+    "collapsed_directions",
+    "covariance_eigenvalues",
+    "effective_rank",
+    "grid_local_minima",
+    "knn_predict",
+    "landscape_report",
+    "linear_evaluation",
+    "loss_landscape",
+    "per_class_accuracy",
+    "rare_classes",
+    "reference_loss",
+    "rescale_landscape_1d",
+    "rescale_singular_halves",
+    "singular_halves",
+    "singular_values",
+    "spectrum_report",
+    "stable_rank",
+    "standardize_features",
+    "train_linear_classifier",
+]

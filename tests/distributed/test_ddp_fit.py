@@ -1,0 +1,69 @@
+"""`fit` with 2 DDP processes equals `fit` with 1 process on the same global batches."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+pytestmark = [pytest.mark.distributed, pytest.mark.slow, pytest.mark.timeout(600)]
+
+REPO = Path(__file__).resolve().parents[2]
+METHODS = {
+    "simclr": "sslprobe.methods.SimCLR",
+    "barlow_twins": "sslprobe.methods.BarlowTwins",
+}
+
+
+def run_fit(root: Path, cifar_root: Path, method: str, devices: int) -> Path:
+    """Train a BatchNorm-free tiny model for 3 steps; returns the run directory."""
+    args = [
+        sys.executable, "-m", "sslprobe", "fit",
+        "--config", str(REPO / "configs" / "quickstart.yaml"),
+        "--model.class_path", METHODS[method],
+        "--model.init_args.backbone", "resnet12",
+        "--model.init_args.backbone_kwargs", "{widths: [4, 8, 8, 8], norm: group}",
+        "--model.init_args.projector_batch_norm", "false",
+        "--model.init_args.hidden_dim", "16", "--model.init_args.output_dim", "8",
+        "--data.root", str(cifar_root), "--data.subset_size", "100", "--data.batch_size", "16",
+        "--data.num_workers", "0",
+        "--trainer.logger", "lightning.pytorch.loggers.CSVLogger",
+        "--trainer.logger.init_args.save_dir", str(root),
+        "--trainer.callbacks", "null",
+        "--trainer.enable_progress_bar", "false",
+        "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "3", "--trainer.limit_val_batches", "0",
+        "--trainer.log_every_n_steps", "1",
+        "--trainer.accelerator", "cpu", "--trainer.devices", str(devices),
+        "--trainer.strategy", "ddp" if devices > 1 else "auto",
+        "--trainer.default_root_dir", str(root),
+        "--run.experiment", method, "--run.version", f"devices_{devices}",
+    ]
+    env = {**os.environ, "WANDB_MODE": "offline", "MASTER_ADDR": "127.0.0.1", "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=540)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return root / method / f"devices_{devices}"
+
+
+def loss_curve(run_dir: Path) -> list[float]:
+    with open(run_dir / "metrics.csv") as handle:
+        return [float(row["train/loss"]) for row in csv.DictReader(handle) if row.get("train/loss")]
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_two_processes_equal_one(tmp_path, cifar_root, method):
+    single = run_fit(tmp_path, cifar_root, method, devices=1)
+    double = run_fit(tmp_path, cifar_root, method, devices=2)
+    curve_1, curve_2 = loss_curve(single), loss_curve(double)
+    assert len(curve_1) == len(curve_2) == 3
+    assert curve_1[0] != curve_1[-1], "the runs did not train"
+    torch.testing.assert_close(torch.tensor(curve_2), torch.tensor(curve_1), rtol=1e-4, atol=1e-6)
+    weights_1 = torch.load(single / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["state_dict"]
+    weights_2 = torch.load(double / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["state_dict"]
+    assert weights_1.keys() == weights_2.keys()
+    for name in weights_1:
+        torch.testing.assert_close(weights_2[name], weights_1[name], rtol=1e-4, atol=1e-6, msg=name)

@@ -22,6 +22,7 @@ from pathlib import Path
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 
+from sslprobe.callbacks.resume import ExactResume, Preempted
 from sslprobe.data.datamodule import CIFAR10DataModule
 from sslprobe.methods.base import SSLMethod
 
@@ -112,6 +113,7 @@ class SSLProbeCLI(LightningCLI):
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("save_config_callback", RunConfigCallback)
+        kwargs.setdefault("trainer_defaults", {"callbacks": [ExactResume()]})
         super().__init__(SSLMethod, CIFAR10DataModule, *args, subclass_mode_model=True, **kwargs)
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
@@ -170,13 +172,19 @@ class SSLProbeCLI(LightningCLI):
 
 
 def main(args: list[str] | None = None) -> None:
-    """Entry point; errors become one line on stderr and exit code 1 (tracebacks with SSLPROBE_DEBUG=1)."""
+    """Entry point: any error becomes one line on stderr and exit code 1.
+
+    ``SSLPROBE_DEBUG=1`` shows the full traceback instead.
+    """
     os.environ.setdefault("WANDB_SILENT", "true")
     if not wandb_logged_in():
         os.environ.setdefault("WANDB_MODE", "offline")
     try:
         SSLProbeCLI(args=args)
-    except (ValueError, TypeError, FileNotFoundError, FileExistsError, RuntimeError, OSError) as error:
+    except Preempted as stop:
+        print(f"sslprobe: {stop}", file=sys.stderr)
+        sys.exit(stop.code)
+    except Exception as error:
         if os.environ.get("SSLPROBE_DEBUG"):
             raise
         message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__

@@ -46,6 +46,9 @@ class SSLMethod(LightningModule):
             so batch statistics are those of the global batch.
         channels_last: use the channels-last memory format for images and convolutions.
         compile: ``torch.compile`` the backbone.
+        on_nonfinite: when the loss is NaN or infinite, ``stop`` (raise `NonFiniteLossError`
+            before the step touches the weights) or ``skip_step`` (no update; counted in
+            ``train/skipped_steps``).
     """
 
     def __init__(
@@ -64,6 +67,7 @@ class SSLMethod(LightningModule):
         sync_batchnorm: bool = True,
         channels_last: bool = False,
         compile: bool = False,
+        on_nonfinite: Literal["stop", "skip_step"] = "stop",
     ):
         super().__init__()
         if not lr > 0 or min_lr < 0 or min_lr > lr:
@@ -81,6 +85,7 @@ class SSLMethod(LightningModule):
         self.local_loss = self.make_loss(gather_distributed=False)  # validates loss hyperparameters
         self.train_loss = self.local_loss
         self._compiled_backbone = None
+        self.skipped_steps = 0
 
     # ------------------------------------------------------------ the contract
     def make_loss(self, gather_distributed: bool) -> nn.Module:
@@ -131,11 +136,27 @@ class SSLMethod(LightningModule):
         z1, z2 = self(view1), self(view2)
         return self.train_loss(z1, z2) if self.training else self.local_loss(z1, z2)
 
-    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor | None:
         loss = self.shared_step(batch)
+        finite = self.trainer.strategy.reduce_boolean_decision(bool(torch.isfinite(loss.detach())), all=True)
+        if not finite:
+            if self.hparams.on_nonfinite == "skip_step":
+                self.skipped_steps += 1
+                self.log("train/skipped_steps", float(self.skipped_steps))
+                return None
+            raise NonFiniteLossError(self.nonfinite_report(loss))
         self.log("train/loss", loss, prog_bar=True)
         self.log("train/lr", self.optimizers().param_groups[0]["lr"])
         return loss
+
+    def nonfinite_report(self, loss: torch.Tensor) -> str:
+        """One line: where the loss became non-finite and what is left to resume from."""
+        bad = next((name for name, p in self.named_parameters() if not torch.isfinite(p).all()), None)
+        cause = f"parameter {bad} is already non-finite" if bad else "all parameters finite (the loss itself overflowed)"
+        checkpoint = getattr(self.trainer.checkpoint_callback, "last_model_path", "") or "none written yet"
+        return (f"non-finite loss ({loss.item()}) from {type(self.train_loss).__name__} at step "
+                f"{self.global_step}, epoch {self.current_epoch}; {cause}; weights not updated; last good "
+                f"checkpoint: {checkpoint} (set model.init_args.on_nonfinite: skip_step to skip such steps)")
 
     def validation_step(self, batch, batch_idx: int) -> None:
         self.log("val/loss", self.shared_step(batch), prog_bar=True, sync_dist=True)
@@ -152,6 +173,10 @@ class SSLMethod(LightningModule):
         schedule = WarmupCosine(warmup, total, hp.min_lr / hp.lr)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The training loss became NaN or infinite."""
 
 
 class WarmupCosine:

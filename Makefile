@@ -1,0 +1,35 @@
+# Two commands for a fresh machine:  `make run` (quickstart training)  and  `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+DATA   ?= data
+SHARED_CIFAR := ../shared/data/make_cifar10_batches.py
+
+.PHONY: install data run test test-fast lint clean-runs
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $@
+
+install: $(VENV)/.installed
+
+# CIFAR-10 in the standard layout: built from a local JPEG copy when one sits beside the
+# project, otherwise downloaded on first use (--data.download true).
+data: install
+	@if [ -f $(DATA)/cifar-10-batches-py/test_batch ]; then :; \
+	elif [ -f $(SHARED_CIFAR) ]; then $(PY) $(SHARED_CIFAR) $(DATA); \
+	else $(PY) -c "from sslprobe.data import load_cifar10; load_cifar10('$(DATA)', download=True)"; fi
+
+run: data
+	$(PY) -m sslprobe fit --config configs/quickstart.yaml --data.root $(DATA)
+
+test: data
+	$(PY) -m pytest
+
+test-fast: data
+	$(PY) -m pytest -m "not slow"
+
+lint: install
+	$(PY) -m ruff check sslprobe tests scripts

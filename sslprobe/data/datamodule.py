@@ -1,0 +1,229 @@
+"""CIFAR-10 for self-supervised training: in-memory uint8 images, subsets, two SimCLR views."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from lightning.pytorch import LightningDataModule
+from torch.utils.data import DataLoader, Dataset
+
+from sslprobe.data.augment import check_augmentation, simclr_transform
+from sslprobe.data.cifar import CIFAR10, ImageSet, load_cifar10
+from sslprobe.data.imbalance import (
+    Imbalance,
+    class_counts,
+    load_subset,
+    save_subset,
+    subset_indices,
+)
+from sslprobe.data.sampler import GlobalBatchSampler, sample_seed
+
+SUBSET_FILE = "subset.json"
+
+
+class TwoViewDataset(Dataset):
+    """Two augmented views and the label of ``images[indices[i]]``.
+
+    Keys are ``(i, seed)`` pairs from `GlobalBatchSampler` (the views are a pure function of
+    the seed, whatever worker draws them) or plain ints (seeded by (seed, -1, i)).
+    """
+
+    def __init__(self, images: ImageSet, indices: np.ndarray | None, transform, seed: int = 0):
+        self.images, self.transform, self.seed = images, transform, seed
+        self.indices = torch.as_tensor(indices) if indices is not None else torch.arange(len(images))
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, key):
+        position, seed = key if isinstance(key, tuple) else (key, sample_seed(self.seed, -1, key))
+        item = int(self.indices[position])
+        image = self.images.images[item]
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            view1, view2 = self.transform(image), self.transform(image)
+        return view1, view2, self.images.labels[item]
+
+
+class CIFAR10DataModule(LightningDataModule):
+    """CIFAR-10 with a (possibly imbalanced) training subset and SimCLR views.
+
+    Args:
+        root: folder that contains ``cifar-10-batches-py/``.
+        download: fetch CIFAR-10 (md5-checked) when missing.
+        batch_size: the *global* batch: each of W processes loads ``batch_size / W`` items, so a
+            config means the same experiment on 1 or N devices (the learning rate is given for it).
+        eval_batch_size: batch size of validation / feature extraction.
+        num_workers: DataLoader worker processes for augmentation.
+        imbalance: ``full`` (all 50,000), the paper's ``none|medium|high`` 20,000-image presets,
+            or ``dirichlet`` (class proportions ~ Dir(concentration)).
+        subset_size: images in the subset (presets are rescaled, keeping their proportions;
+            ``dirichlet`` defaults to 20,000).
+        concentration: Dirichlet concentration (> 0; small = more imbalanced).
+        subset_seed: seed of the Dirichlet draw and of which images of each class are taken.
+        crop_scale: random-resized-crop scale range (the paper's imbalance runs use (0.5, 1.0)).
+        augment_strength: 0 (no augmentation) to 1 (the SimCLR recipe); see `augment.py`.
+        seed: seed of the epoch order and of every augmentation.
+        pin_memory, persistent_workers: DataLoader switches.
+    """
+
+    def __init__(
+        self,
+        root: str = "data",
+        download: bool = False,
+        batch_size: int = 256,
+        eval_batch_size: int = 512,
+        num_workers: int = 2,
+        imbalance: Imbalance = "full",
+        subset_size: int | None = None,
+        concentration: float = 1.0,
+        subset_seed: int = 0,
+        crop_scale: tuple[float, float] = (0.2, 1.0),
+        augment_strength: float = 1.0,
+        seed: int = 0,
+        pin_memory: bool = False,
+        persistent_workers: bool = False,
+    ):
+        super().__init__()
+        if batch_size < 1 or eval_batch_size < 1:
+            raise ValueError(f"data.batch_size and data.eval_batch_size must be >= 1, got {batch_size}, {eval_batch_size}")
+        if num_workers < 0:
+            raise ValueError(f"data.num_workers must be >= 0, got {num_workers}")
+        if not concentration > 0:
+            raise ValueError(f"data.concentration must be > 0, got {concentration}")
+        check_augmentation(crop_scale, augment_strength)
+        self.save_hyperparameters()
+        self.root, self.download = root, download
+        self.batch_size, self.eval_batch_size, self.num_workers = batch_size, eval_batch_size, num_workers
+        self.imbalance, self.subset_size, self.concentration = imbalance, subset_size, concentration
+        self.subset_seed, self.seed = subset_seed, seed
+        self.crop_scale, self.augment_strength = tuple(crop_scale), augment_strength
+        self.pin_memory, self.persistent_workers = pin_memory, persistent_workers
+        self.cifar: CIFAR10 | None = None
+        self.subset: dict | None = None
+        self.resume_position = (0, 0)  # (epoch, batches of it already trained on)
+
+    # ----------------------------------------------------------------- subset
+    def subset_description(self) -> dict:
+        return {
+            "imbalance": self.imbalance,
+            "requested_size": self.subset_size,
+            "concentration": self.concentration if self.imbalance == "dirichlet" else None,
+            "subset_seed": self.subset_seed,
+        }
+
+    def compute_subset(self) -> dict:
+        labels = self.cifar.train.labels
+        counts = class_counts(labels, self.imbalance, self.subset_size, self.concentration, self.subset_seed)
+        indices = subset_indices(labels, counts, self.subset_seed)
+        return {**self.subset_description(), "class_counts": counts.tolist(), "size": len(indices),
+                "indices": indices.tolist()}
+
+    def resolve_subset(self, run_dir: Path | None, is_writer: bool) -> dict:
+        """The subset of this run: read from ``run_dir/subset.json`` if present, else computed.
+
+        Raises:
+            ValueError: the saved subset was drawn with other settings or holds other indices.
+        """
+        computed = self.compute_subset()
+        path = run_dir / SUBSET_FILE if run_dir is not None else None
+        if path is not None and path.is_file():
+            saved = load_subset(path)
+            if saved.get("indices") != computed["indices"]:
+                differing = {k: (saved.get(k), v) for k, v in self.subset_description().items() if saved.get(k) != v}
+                raise ValueError(
+                    f"{path} holds a different training subset than this config draws "
+                    f"(saved vs requested: {differing or 'same settings, other indices'}); "
+                    "refusing to resume into it with other data"
+                )
+            return saved
+        if path is not None and is_writer:
+            save_subset(path, np.asarray(computed["indices"]), np.asarray(computed["class_counts"]),
+                        self.subset_description())
+        return computed
+
+    # ----------------------------------------------------------------- resume
+    def state_dict(self) -> dict:
+        """Where training stands in the data: saved with every checkpoint."""
+        trainer = self.trainer
+        if trainer is None:
+            return {}
+        return {
+            "epoch": trainer.current_epoch,
+            "batches_done": trainer.fit_loop.epoch_loop.batch_progress.current.processed,
+            "batches_per_epoch": trainer.num_training_batches,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Resume mid-epoch at the next unseen batch, or at the next epoch's start."""
+        if not state:
+            return
+        if state["batches_done"] >= state["batches_per_epoch"]:
+            self.resume_position = (state["epoch"] + 1, 0)
+        else:
+            self.resume_position = (state["epoch"], state["batches_done"])
+
+    # -------------------------------------------------------------- lifecycle
+    def setup(self, stage: str | None = None) -> None:
+        if self.cifar is None:
+            self.cifar = load_cifar10(self.root, self.download)
+        if self.subset is None:
+            trainer = self.trainer
+            run_dir = Path(trainer.default_root_dir) if trainer is not None else None
+            self.subset = self.resolve_subset(run_dir, trainer is None or trainer.is_global_zero)
+            if trainer is not None and trainer.logger is not None:
+                trainer.logger.log_hyperparams(
+                    {"subset_size": self.subset["size"], "subset_class_counts": self.subset["class_counts"]}
+                )
+
+    @property
+    def class_counts(self) -> list[int]:
+        """Per-class image counts of the training subset."""
+        return list(self.subset["class_counts"])
+
+    @property
+    def train_indices(self) -> np.ndarray:
+        return np.asarray(self.subset["indices"], dtype=np.int64)
+
+    def train_transform(self):
+        return simclr_transform(self.crop_scale, self.augment_strength)
+
+    def _loader(self, dataset: Dataset, batch_size: int, sampler=None) -> DataLoader:
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            sampler=sampler,
+            shuffle=False,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.persistent_workers and self.num_workers > 0,
+        )
+
+    def train_sampler(self) -> GlobalBatchSampler:
+        trainer = self.trainer
+        rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+        return GlobalBatchSampler(len(self.train_indices), self.batch_size, self.seed, True, rank, world)
+
+    def train_dataloader(self) -> DataLoader:
+        sampler = self.train_sampler()
+        epoch, batches_done = self.resume_position
+        sampler.set_epoch(epoch)  # the loader may start its workers before the trainer sets the epoch
+        sampler.skip(epoch, batches_done)
+        dataset = TwoViewDataset(self.cifar.train, self.train_indices, self.train_transform(), self.seed)
+        return self._loader(dataset, sampler.local_batch, sampler)
+
+    def val_dataloader(self) -> DataLoader:
+        """Two fixed-seed views of the test set (the SSL loss on held-out images)."""
+        dataset = TwoViewDataset(self.cifar.test, None, self.train_transform(), self.seed)
+        return self._loader(dataset, self.eval_batch_size)
+
+    def test_dataloader(self) -> DataLoader:
+        return self.val_dataloader()
+
+    def evaluation_sets(self) -> tuple[ImageSet, ImageSet]:
+        """The full balanced train (50,000) and test (10,000) sets, for probes."""
+        if self.cifar is None:
+            self.cifar = load_cifar10(self.root, self.download)
+        return self.cifar.train, self.cifar.test

@@ -1,0 +1,150 @@
+"""Class-imbalanced training subsets: the paper's presets and Dirichlet draws.
+
+A subset is computed once from (kind, size, concentration, seed), saved to ``subset.json`` in
+the run directory, and reused on resume and on every rank.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+
+Imbalance = Literal["none", "medium", "high", "dirichlet", "full"]
+IMBALANCE_CHOICES: tuple[str, ...] = ("none", "medium", "high", "dirichlet", "full")
+
+# Per-class counts of the 20,000-image subsets of the paper's Appendix C (Fig. 4).
+PRESET_COUNTS: dict[str, tuple[int, ...]] = {
+    "none": (2000,) * 10,
+    "medium": (4268, 4296, 1741, 420, 945, 161, 4633, 1015, 131, 2386),
+    "high": (4890, 87, 5000, 0, 74, 0, 0, 212, 4788, 4947),
+}
+DEFAULT_DIRICHLET_SIZE = 20_000
+
+
+def largest_remainder(weights: np.ndarray, total: int) -> np.ndarray:
+    """Integers proportional to ``weights`` that sum exactly to ``total`` (Hamilton's method)."""
+    weights = np.asarray(weights, dtype=np.float64)
+    exact = weights / weights.sum() * total
+    counts = np.floor(exact).astype(np.int64)
+    remainder = total - counts.sum()
+    order = np.argsort(-(exact - counts), kind="stable")
+    counts[order[:remainder]] += 1
+    return counts
+
+
+def fill_capped(weights: np.ndarray, total: int, available: np.ndarray) -> np.ndarray:
+    """Split ``total`` proportionally to ``weights`` with class c capped at ``available[c]``.
+
+    The excess of a capped class is redistributed over the others in proportion to their
+    weights, until everything fits.
+    """
+    available = np.asarray(available, dtype=np.int64)
+    weights = np.asarray(weights, dtype=np.float64)
+    if total > available[weights > 0].sum():
+        raise ValueError(
+            f"cannot draw {total} images: the classes with non-zero weight hold only "
+            f"{int(available[weights > 0].sum())}"
+        )
+    counts = np.zeros_like(available)
+    open_classes = weights > 0
+    while True:
+        remaining = total - counts[~open_classes].sum()
+        share = largest_remainder(np.where(open_classes, weights, 0.0), remaining)
+        over = open_classes & (share > available)
+        if not over.any():
+            counts[open_classes] = share[open_classes]
+            return counts
+        counts[over] = available[over]
+        open_classes &= ~over
+
+
+def dirichlet_class_counts(
+    subset_size: int, concentration: float, seed: int, available: np.ndarray
+) -> np.ndarray:
+    """Per-class counts of a Dirichlet(concentration · 1) draw of ``subset_size`` images.
+
+    Class proportions p ~ Dir(concentration, ..., concentration) from ``seed``; counts follow
+    p (largest remainder), each capped at what the class holds, excess redistributed.
+
+    Raises:
+        ValueError: concentration <= 0, or a size the data cannot fill.
+    """
+    if not concentration > 0:
+        raise ValueError(f"data.concentration must be > 0, got {concentration}")
+    available = np.asarray(available, dtype=np.int64)
+    if subset_size > available.sum():
+        raise ValueError(f"data.subset_size={subset_size} is larger than the {available.sum()} images available")
+    proportions = np.random.default_rng(seed).dirichlet(np.full(len(available), float(concentration)))
+    return fill_capped(proportions, subset_size, available)
+
+
+def preset_class_counts(name: str, num_classes: int, subset_size: int | None = None) -> np.ndarray:
+    """The paper's per-class counts for ``name``, rescaled to ``subset_size`` if given."""
+    counts = np.asarray(PRESET_COUNTS[name], dtype=np.int64)
+    if len(counts) != num_classes:
+        raise ValueError(
+            f"imbalance preset {name!r} has {len(counts)} classes but the data set has {num_classes}"
+        )
+    if subset_size is None or subset_size == counts.sum():
+        return counts
+    return largest_remainder(counts, subset_size)
+
+
+def class_counts(
+    labels: torch.Tensor,
+    imbalance: str,
+    subset_size: int | None = None,
+    concentration: float = 1.0,
+    seed: int = 0,
+) -> np.ndarray:
+    """Requested per-class counts for a subset of the training set with ``labels`` (N,)."""
+    if imbalance not in IMBALANCE_CHOICES:
+        raise ValueError(f"unknown data.imbalance {imbalance!r}; valid: {', '.join(IMBALANCE_CHOICES)}")
+    available = np.bincount(labels.numpy(), minlength=int(labels.max()) + 1)
+    if subset_size is not None and subset_size <= 0:
+        raise ValueError(f"data.subset_size must be positive, got {subset_size}")
+    if imbalance == "full":
+        if subset_size not in (None, int(available.sum())):
+            raise ValueError("data.subset_size does not apply to imbalance 'full' (all images); leave it unset")
+        return available
+    if subset_size is not None and subset_size > available.sum():
+        raise ValueError(f"data.subset_size={subset_size} is larger than the {available.sum()} images available")
+    if imbalance == "dirichlet":
+        return dirichlet_class_counts(subset_size or DEFAULT_DIRICHLET_SIZE, concentration, seed, available)
+    counts = preset_class_counts(imbalance, len(available), subset_size)
+    short = np.flatnonzero(counts > available)
+    if len(short):
+        raise ValueError(
+            f"imbalance {imbalance!r} asks for {counts[short].tolist()} images of class(es) {short.tolist()} "
+            f"but only {available[short].tolist()} exist"
+        )
+    return counts
+
+
+def subset_indices(labels: torch.Tensor, counts: np.ndarray, seed: int) -> np.ndarray:
+    """Sorted training-set indices holding ``counts[c]`` images of each class c, chosen by ``seed``."""
+    rng = np.random.default_rng(seed)
+    labels_np = labels.numpy()
+    chosen = []
+    for cls, count in enumerate(counts):
+        members = np.flatnonzero(labels_np == cls)
+        chosen.append(rng.permutation(members)[:count])
+    return np.sort(np.concatenate(chosen)).astype(np.int64)
+
+
+def save_subset(path: Path, indices: np.ndarray, counts: np.ndarray, description: dict) -> None:
+    """Write ``subset.json``: how it was drawn, per-class counts and the indices."""
+    payload = {**description, "class_counts": [int(c) for c in counts], "size": int(len(indices)),
+               "indices": [int(i) for i in indices]}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(payload))
+    tmp.replace(path)
+
+
+def load_subset(path: Path) -> dict:
+    return json.loads(Path(path).read_text())

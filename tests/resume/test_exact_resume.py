@@ -1,0 +1,90 @@
+"""An interrupted run resumed with --ckpt_path ends with the weights of an uninterrupted run."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from sslprobe.cli import main
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def fit_args(root: Path, cifar_root: Path, version: str, *extra: str) -> list[str]:
+    """4 batches per epoch, 2 epochs, a checkpoint after every step."""
+    return [
+        "fit", "--config", str(REPO / "configs" / "quickstart.yaml"),
+        "--model.init_args.backbone_kwargs", "{widths: [4, 8, 8, 8]}",
+        "--model.init_args.hidden_dim", "16", "--model.init_args.output_dim", "8",
+        "--data.root", str(cifar_root), "--data.subset_size", "80", "--data.batch_size", "20",
+        "--data.num_workers", "0",
+        "--trainer.logger", "lightning.pytorch.loggers.CSVLogger",
+        "--trainer.logger.init_args.save_dir", str(root),
+        "--trainer.callbacks", "null", "--trainer.enable_progress_bar", "false",
+        "--trainer.max_epochs", "2", "--trainer.limit_val_batches", "0",
+        "--checkpoint.every_n_train_steps", "1", "--checkpoint.save_top_k", "-1",
+        "--trainer.default_root_dir", str(root), "--run.experiment", "resume", "--run.version", version,
+        *extra,
+    ]
+
+
+def final_weights(run_dir: Path) -> dict:
+    return torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["state_dict"]
+
+
+def assert_same_weights(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for name in a:
+        assert torch.equal(a[name], b[name]), f"{name} differs after resume"
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory, cifar_root):
+    root = tmp_path_factory.mktemp("runs")
+    main(fit_args(root, cifar_root, "full"))
+    return root, root / "resume" / "full"
+
+
+def test_resume_mid_epoch_equals_uninterrupted(uninterrupted, cifar_root):
+    root, full = uninterrupted
+    steps = sorted((full / "checkpoints").glob("epoch000-step000003*.ckpt"))
+    assert steps, sorted(p.name for p in (full / "checkpoints").iterdir())
+    # Resume from the checkpoint after step 3 of 4 of epoch 0 into a new run directory.
+    main(fit_args(root, cifar_root, "resumed", "--ckpt_path", str(steps[0])))
+    resumed = final_weights(root / "resume" / "resumed")
+    assert_same_weights(final_weights(full), resumed)
+    fresh = torch.load(steps[0], map_location="cpu", weights_only=False)["state_dict"]
+    assert any(not torch.equal(fresh[k], resumed[k]) for k in fresh), "resume did not train"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL])
+def test_signal_then_resume_equals_uninterrupted(uninterrupted, cifar_root, signum):
+    root, full = uninterrupted
+    version = f"signal_{signum}"
+    run_dir = root / "resume" / version
+    env = {**os.environ, "WANDB_MODE": "offline"}
+    command = [sys.executable, "-m", "sslprobe", *fit_args(root, cifar_root, version)]
+    process = subprocess.Popen(command, cwd=REPO, env=env, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 240
+    while not list((run_dir / "checkpoints").glob("epoch000-step000002*.ckpt")):
+        assert process.poll() is None and time.time() < deadline, "run ended before it could be interrupted"
+        time.sleep(0.05)
+    process.send_signal(signum)
+    _, stderr = process.communicate(timeout=240)
+    if signum == signal.SIGTERM:
+        assert process.returncode == 128 + signal.SIGTERM, stderr[-2000:]
+        assert "interrupted by SIGTERM" in stderr and "last.ckpt" in stderr
+    else:
+        assert process.returncode == -signal.SIGKILL
+    steps_done = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["global_step"]
+    assert 2 <= steps_done < 8, steps_done
+    main(fit_args(root, cifar_root, version, "--ckpt_path", "last"))
+    assert_same_weights(final_weights(full), final_weights(run_dir))

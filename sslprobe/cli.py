@@ -22,11 +22,12 @@ from pathlib import Path
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 
-from sslprobe.callbacks.resume import ExactResume, Preempted
+from sslprobe.callbacks import ExactResume, LandscapeProbe, LinearEvaluation, Preempted, ProjectorSpectrum
 from sslprobe.data.datamodule import CIFAR10DataModule
 from sslprobe.methods.base import SSLMethod
 
 DEFAULT_ROOT = "runs"
+PROBES = {"spectrum": ProjectorSpectrum, "landscape": LandscapeProbe, "linear_eval": LinearEvaluation}
 
 
 def wandb_logged_in() -> bool:
@@ -123,6 +124,9 @@ class SSLProbeCLI(LightningCLI):
                             help="run name inside the experiment (default: next version_<n>; "
                                  "with --ckpt_path last: the latest run)")
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        for key, probe in PROBES.items():
+            parser.add_argument(f"--probes.{key}", type=probe | None, default=None,
+                                help=f"{probe.__name__} callback (see callbacks/{key}.yaml)")
         parser.set_defaults({
             "checkpoint.save_last": True,
             "checkpoint.save_top_k": 1,
@@ -152,6 +156,13 @@ class SSLProbeCLI(LightningCLI):
             if not last.is_file():
                 raise FileNotFoundError(f"--ckpt_path last: {last} does not exist")
             config.ckpt_path = str(last)
+        config_file = self.run_dir / self.save_config_kwargs.get("config_filename", "config.yaml")
+        if self.save_config_callback and config_file.is_file() and not config.get("ckpt_path"):
+            # Refuse before any logger opens the directory (CSVLogger deletes an existing metrics.csv).
+            raise FileExistsError(
+                f"{config_file} exists: this run directory belongs to another run; choose another "
+                "--run.version or resume it with --ckpt_path last"
+            )
         config.checkpoint.dirpath = str(self.run_dir / "checkpoints")
         online = wandb_logged_in()
         for logger in _as_list(config.trainer.logger):
@@ -168,7 +179,11 @@ class SSLProbeCLI(LightningCLI):
                 logger.init_args.version = version
 
     def instantiate_trainer(self, **kwargs):
-        return super().instantiate_trainer(default_root_dir=str(self.run_dir), **kwargs)
+        configured = self._get(self.config_init, "trainer").get("callbacks") or []
+        probes = [p for p in vars(self._get(self.config_init, "probes")).values() if p is not None]
+        return super().instantiate_trainer(
+            default_root_dir=str(self.run_dir), callbacks=[*configured, *probes], **kwargs
+        )
 
 
 def main(args: list[str] | None = None) -> None:
@@ -187,6 +202,29 @@ def main(args: list[str] | None = None) -> None:
     except Exception as error:
         if os.environ.get("SSLPROBE_DEBUG"):
             raise
-        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        print(f"sslprobe: error: {message}", file=sys.stderr)
+        print(f"sslprobe: error: {error_line(error)}", file=sys.stderr)
         sys.exit(1)
+    finally:
+        finish_wandb()
+
+
+def error_line(error: BaseException) -> str:
+    """The line of ``error`` that names the problem.
+
+    jsonargparse reports a failed model constructor as "Does not validate against any of the Union
+    subtypes" with the constructor's own message on a later "- ..." line; that line is the one kept.
+    """
+    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+    if not lines:
+        return type(error).__name__
+    causes = [line[2:] for line in lines[1:] if line.startswith("- ") and "NoneType" not in line]
+    if lines[0].startswith("Does not validate against any of the Union subtypes") and causes:
+        return causes[0]
+    return lines[0]
+
+
+def finish_wandb() -> None:
+    """Close the W&B run of this call, so a next in-process call starts its own run."""
+    wandb = sys.modules.get("wandb")
+    if wandb is not None and getattr(wandb, "run", None) is not None:
+        wandb.finish()

@@ -1,5 +1,17 @@
 """Lightning callbacks: they schedule the probes and log them; the maths lives in `sslprobe.probes`."""
 
+from sslprobe.callbacks.base import ProbeCallback
+from sslprobe.callbacks.landscape import LandscapeProbe, ProbeTargetError
+from sslprobe.callbacks.linear_eval import LinearEvaluation
 from sslprobe.callbacks.resume import ExactResume, Preempted
+from sslprobe.callbacks.spectrum import ProjectorSpectrum
 
-__all__ = ["ExactResume", "Preempted"]
+__all__ = [
+    "ExactResume",
+    "LandscapeProbe",
+    "LinearEvaluation",
+    "Preempted",
+    "ProbeCallback",
+    "ProbeTargetError",
+    "ProjectorSpectrum",
+]

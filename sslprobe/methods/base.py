@@ -111,7 +111,7 @@ class SSLMethod(LightningModule):
     def features(self, images: torch.Tensor) -> torch.Tensor:
         if self.hparams.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
-        backbone = self._compiled_backbone or self.backbone
+        backbone = self._compiled_backbone if self._compiled_backbone is not None else self.backbone
         return backbone(images)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -124,7 +124,9 @@ class SSLMethod(LightningModule):
         if self.hparams.channels_last:
             self.to(memory_format=torch.channels_last)
         if self.hparams.compile and self._compiled_backbone is None:
-            self._compiled_backbone = torch.compile(self.backbone)
+            # Outside the module tree: the wrapper shares the backbone's parameters, and registering it
+            # would add a second copy of them under other names to every checkpoint.
+            object.__setattr__(self, "_compiled_backbone", torch.compile(self.backbone))
 
     def configure_model(self) -> None:
         if self._trainer is not None and self.trainer.world_size > 1 and self.hparams.sync_batchnorm:
@@ -188,5 +190,7 @@ class WarmupCosine:
     def __call__(self, step: int) -> float:
         if step < self.warmup:
             return (step + 1) / self.warmup
-        progress = min(1.0, (step - self.warmup) / max(1, self.total - 1 - self.warmup))
+        span = self.total - 1 - self.warmup
+        # With no step between warm-up and the last one, the last step is already at ``final``.
+        progress = min(1.0, (step - self.warmup) / span) if span > 0 else float(self.warmup > 0)
         return self.final + (1 - self.final) * 0.5 * (1 + math.cos(math.pi * progress))

@@ -19,9 +19,11 @@ target layer's inputs ``h1, h2`` for the two views. The rescaled layer's output 
 the grid coordinates, ``y = c_1·P_1 + c_2·P_2 + C`` with P, C computed once, so a grid point only
 forms this combination and evaluates ``head`` and ``loss_fn``; grid points are evaluated in
 chunks under `torch.vmap`, with a plain loop used instead whenever vmap cannot run a loss or
-disagrees with it. With ``batch_size`` set to the training batch size the loss is averaged
-over consecutive batches of that size, which is the objective being trained and costs
-O(N · batch_size) per grid point instead of O(N²).
+disagrees with it. The loss is averaged over consecutive batches of ``batch_size`` rows: set
+to the training batch size this is the objective being trained (for the InfoNCE family the
+number of negatives enters the landscape itself, Eq. 8), and it costs O(N · batch_size) per
+grid point instead of O(N²) (for N = 2048 and batches of 256, more than ten times less on a
+CPU than ``batch_size=None``).
 
 Weight-decay convention: SGD / AdamW weight decay γ corresponds to the penalty
 ``γ/2 · ‖θ‖²`` added to the objective; ``weight_decay=γ`` adds ``γ/2 · ‖W_scaled‖_F²`` (and
@@ -42,6 +44,7 @@ import torch
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Head = Callable[[torch.Tensor], torch.Tensor]
 
+DEFAULT_BATCH_SIZE = 256  # a common SSL training batch; pass the real one
 CHUNK_MEMORY_BUDGET = 64 * 2**20  # bytes of intermediates one vmap chunk may hold
 VMAP_CHECK_RTOL = 1e-3
 
@@ -165,8 +168,8 @@ def _grid_losses(
     loss_fn: LossFn,
     weight_decay: float,
     chunk_size: int | None,
-) -> np.ndarray:
-    """Objective at each row of ``coefficients`` (G, K): mean batch loss + decay penalty."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mean batch loss and decay penalty at each row of ``coefficients`` (G, K); two (G,)."""
     coeff = torch.as_tensor(coefficients, dtype=torch.float64, device=layer.parts1.device)
     chunk = _chunk_size(layer, chunk_size)
     values = torch.empty(coeff.shape[0], dtype=torch.float64)
@@ -180,7 +183,10 @@ def _grid_losses(
                     chunk_values = _losses_vmap(y1, y2, head, loss_fn)
                     if start == 0:
                         check = _losses_loop(y1[:1], y2[:1], head, loss_fn)
-                        if not torch.allclose(chunk_values[:1], check, rtol=VMAP_CHECK_RTOL, atol=1e-6):
+                        agree = torch.allclose(
+                            chunk_values[:1], check, rtol=VMAP_CHECK_RTOL, atol=1e-6, equal_nan=True
+                        )
+                        if not agree:
                             raise RuntimeError("vmap result disagrees with a direct call")
                 except Exception:  # any vmap limitation: evaluate this and later chunks directly
                     use_vmap = False
@@ -188,7 +194,7 @@ def _grid_losses(
                 chunk_values = _losses_loop(y1, y2, head, loss_fn)
             values[start:stop] = chunk_values
     penalty = 0.5 * weight_decay * (coefficients**2 @ layer.part_sq_norms)
-    return values.numpy() + penalty
+    return values.numpy(), penalty
 
 
 def rescale_landscape_1d(
@@ -202,7 +208,7 @@ def rescale_landscape_1d(
     scales: np.ndarray | Sequence[float] | None = None,
     weight_decay: float = 0.0,
     scale_bias: bool = False,
-    batch_size: int | None = None,
+    batch_size: int | None = DEFAULT_BATCH_SIZE,
     chunk_size: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Objective as a function of a when the target layer's weight W is replaced by a·W.
@@ -217,23 +223,45 @@ def rescale_landscape_1d(
         bias: (d_out,) bias, or None.
         loss_fn: ``loss_fn(z1, z2) -> scalar`` on (B, D) embeddings; the single-process form
             (no cross-rank gather).
-        head: everything after the target layer, ``(B, d_out) -> (B, D)``; identity if None.
+        head: everything after the target layer, ``(B, d_out) -> (B, D)``, in eval mode (its
+            output must not depend on other rows through batch statistics); identity if None.
         scales: grid of a; default 41 points on [0, 2].
         weight_decay: γ; adds γ/2 · ‖a W‖_F² (plus γ/2 · ‖a b‖² when ``scale_bias``).
         scale_bias: rescale the bias with the weight.
-        batch_size: average the loss over consecutive batches of this many rows (the training
-            batch size); None evaluates all N rows as one batch.
+        batch_size: average the loss over consecutive batches of this many rows (pass the
+            training batch size); trailing rows that fill no batch are dropped; None, or a value
+            >= N, evaluates all N rows as one batch.
         chunk_size: grid points per vmap call; None sizes chunks to about 64 MiB of intermediates.
 
     Returns:
         ``(a, loss)``: two (len(scales),) float64 arrays.
     """
+    a, loss, decay = _landscape_1d(
+        h1, h2, weight, bias, loss_fn, head, scales, weight_decay, scale_bias, batch_size, chunk_size
+    )
+    return a, loss + decay
+
+
+def _landscape_1d(
+    h1: torch.Tensor | Sequence[torch.Tensor],
+    h2: torch.Tensor | Sequence[torch.Tensor],
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    loss_fn: LossFn,
+    head: Head | None,
+    scales: np.ndarray | Sequence[float] | None,
+    weight_decay: float,
+    scale_bias: bool,
+    batch_size: int | None,
+    chunk_size: int | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`rescale_landscape_1d` with the loss and the decay penalty returned separately."""
     a = default_grid() if scales is None else np.asarray(scales, dtype=np.float64)
     weight = weight.detach()
     bias_parts = [bias.detach()] if (scale_bias and bias is not None) else None
     layer = _prepare(h1, h2, [weight], bias_parts, bias, batch_size)
-    losses = _grid_losses(layer, a[:, None], head or _identity, loss_fn, weight_decay, chunk_size)
-    return a, losses
+    loss, decay = _grid_losses(layer, a[:, None], head or _identity, loss_fn, weight_decay, chunk_size)
+    return a, loss, decay
 
 
 def singular_halves(
@@ -272,7 +300,7 @@ def rescale_singular_halves(
     r2: np.ndarray | Sequence[float] | None = None,
     weight_decay: float = 0.0,
     scale_bias: bool = False,
-    batch_size: int | None = None,
+    batch_size: int | None = DEFAULT_BATCH_SIZE,
     chunk_size: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Objective when the larger half of W's singular values is scaled by r1, the smaller by r2.
@@ -293,13 +321,34 @@ def rescale_singular_halves(
         weight_decay: γ; adds γ/2 · ‖W(r1, r2)‖_F² = γ/2 · (r1² ‖W_large‖² + r2² ‖W_small‖²)
             (plus the bias's share when ``scale_bias``).
         scale_bias: rescale the bias with the weight, as above.
-        batch_size: average the loss over consecutive batches of this many rows.
+        batch_size: as in `rescale_landscape_1d`.
         chunk_size: grid points per vmap call; None sizes chunks to about 64 MiB of intermediates.
 
     Returns:
         ``(r1, r2, loss)`` with loss of shape (len(r1), len(r2)), ``loss[i, j]`` at
         (r1[i], r2[j]); float64.
     """
+    r1, r2, loss, decay = _landscape_2d(
+        h1, h2, weight, bias, loss_fn, head, r1, r2, weight_decay, scale_bias, batch_size, chunk_size
+    )
+    return r1, r2, loss + decay
+
+
+def _landscape_2d(
+    h1: torch.Tensor | Sequence[torch.Tensor],
+    h2: torch.Tensor | Sequence[torch.Tensor],
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    loss_fn: LossFn,
+    head: Head | None,
+    r1: np.ndarray | Sequence[float] | None,
+    r2: np.ndarray | Sequence[float] | None,
+    weight_decay: float,
+    scale_bias: bool,
+    batch_size: int | None,
+    chunk_size: int | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """`rescale_singular_halves` with the loss and the decay penalty returned separately."""
     r1 = default_grid() if r1 is None else np.asarray(r1, dtype=np.float64)
     r2 = default_grid() if r2 is None else np.asarray(r2, dtype=np.float64)
     w_large, w_small, u_large = singular_halves(weight)
@@ -310,8 +359,9 @@ def rescale_singular_halves(
         bias_parts = [b_large, b - b_large]
     layer = _prepare(h1, h2, [w_large, w_small], bias_parts, bias, batch_size)
     grid = np.stack(np.meshgrid(r1, r2, indexing="ij"), axis=-1).reshape(-1, 2)  # (G, 2)
-    losses = _grid_losses(layer, grid, head or _identity, loss_fn, weight_decay, chunk_size)
-    return r1, r2, losses.reshape(len(r1), len(r2))
+    loss, decay = _grid_losses(layer, grid, head or _identity, loss_fn, weight_decay, chunk_size)
+    shape = (len(r1), len(r2))
+    return r1, r2, loss.reshape(shape), decay.reshape(shape)
 
 
 def reference_loss(
@@ -324,7 +374,7 @@ def reference_loss(
     head: Head | None = None,
     weight_decay: float = 0.0,
     scale_bias: bool = False,
-    batch_size: int | None = None,
+    batch_size: int | None = DEFAULT_BATCH_SIZE,
 ) -> float:
     """Objective of the unmodified layer (a = 1, r1 = r2 = 1), computed directly.
 
@@ -358,6 +408,8 @@ class LandscapeResult:
         r2: (n_2,) factors of the smaller half.
         loss_2d: (n_1, n_2) objective, ``loss_2d[i, j]`` at (r1[i], r2[j]).
         reference_loss: objective of the unmodified layer.
+        decay_1d: (n_a,) weight-decay share of ``loss_1d`` (zeros without decay).
+        decay_2d: (n_1, n_2) weight-decay share of ``loss_2d``.
     """
 
     a: np.ndarray
@@ -366,9 +418,18 @@ class LandscapeResult:
     r2: np.ndarray
     loss_2d: np.ndarray
     reference_loss: float
+    decay_1d: np.ndarray | None = None
+    decay_2d: np.ndarray | None = None
+
+    def __post_init__(self):
+        if self.decay_1d is None:
+            self.decay_1d = np.zeros_like(np.asarray(self.loss_1d, dtype=np.float64))
+        if self.decay_2d is None:
+            self.decay_2d = np.zeros_like(np.asarray(self.loss_2d, dtype=np.float64))
 
     def arrays(self) -> dict[str, np.ndarray]:
-        """The npz payload: ``a``, ``loss_1d``, ``r1``, ``r2``, ``loss_2d``, ``reference_loss``."""
+        """The npz payload: ``a``, ``loss_1d``, ``r1``, ``r2``, ``loss_2d``, ``reference_loss``,
+        ``decay_1d``, ``decay_2d``."""
         return {
             "a": self.a,
             "loss_1d": self.loss_1d,
@@ -376,6 +437,8 @@ class LandscapeResult:
             "r2": self.r2,
             "loss_2d": self.loss_2d,
             "reference_loss": np.asarray(self.reference_loss, dtype=np.float64),
+            "decay_1d": self.decay_1d,
+            "decay_2d": self.decay_2d,
         }
 
     def save(self, path: str | Path) -> None:
@@ -393,6 +456,8 @@ class LandscapeResult:
                 r2=data["r2"],
                 loss_2d=data["loss_2d"],
                 reference_loss=float(data["reference_loss"]),
+                decay_1d=data["decay_1d"] if "decay_1d" in data.files else None,
+                decay_2d=data["decay_2d"] if "decay_2d" in data.files else None,
             )
 
 
@@ -409,7 +474,7 @@ def loss_landscape(
     r2: np.ndarray | Sequence[float] | None = None,
     weight_decay: float = 0.0,
     scale_bias: bool = False,
-    batch_size: int | None = None,
+    batch_size: int | None = DEFAULT_BATCH_SIZE,
     chunk_size: int | None = None,
 ) -> LandscapeResult:
     """Run `rescale_landscape_1d`, `rescale_singular_halves` and `reference_loss` on one layer.
@@ -419,15 +484,21 @@ def loss_landscape(
     two probes.
     """
     h1, h2 = _as_inputs(h1), _as_inputs(h2)
-    options = dict(weight_decay=weight_decay, scale_bias=scale_bias, batch_size=batch_size)
-    a, loss_1d = rescale_landscape_1d(
-        h1, h2, weight, bias, loss_fn, head=head, scales=scales, chunk_size=chunk_size, **options
+    options = (weight_decay, scale_bias, batch_size, chunk_size)
+    a, loss_1d, decay_1d = _landscape_1d(h1, h2, weight, bias, loss_fn, head, scales, *options)
+    r1, r2, loss_2d, decay_2d = _landscape_2d(h1, h2, weight, bias, loss_fn, head, r1, r2, *options)
+    reference = reference_loss(
+        h1,
+        h2,
+        weight,
+        bias,
+        loss_fn,
+        head=head,
+        weight_decay=weight_decay,
+        scale_bias=scale_bias,
+        batch_size=batch_size,
     )
-    r1, r2, loss_2d = rescale_singular_halves(
-        h1, h2, weight, bias, loss_fn, head=head, r1=r1, r2=r2, chunk_size=chunk_size, **options
-    )
-    reference = reference_loss(h1, h2, weight, bias, loss_fn, head=head, **options)
-    return LandscapeResult(a, loss_1d, r1, r2, loss_2d, reference)
+    return LandscapeResult(a, loss_1d + decay_1d, r1, r2, loss_2d + decay_2d, reference, decay_1d, decay_2d)
 
 
 def _relative_range(values: np.ndarray) -> float:
@@ -480,10 +551,12 @@ def landscape_report(
       (the paper's criterion: the origin is a local maximum along a, so W = 0, complete
       collapse, is not a local minimum), "minimum" when it increases, "flat" when the change is
       within ``flat_rtol`` relative; None when the grid does not start at a = 0.
-    - ``scale_invariant``: the 1-D loss over a in ``flat_range`` varies by at most
-      ``flat_rtol`` × its largest magnitude. Then the 1-D probe carries no information (and
-      the origin, where normalised embeddings are undefined, says nothing either): only the
-      2-D probe is informative.
+    - ``scale_invariant``: the 1-D loss *without* the weight-decay term (``relative_range_1d``)
+      varies over a in ``flat_range`` by at most ``flat_rtol`` × its largest magnitude. Then the
+      1-D curve is that of the decay term alone and carries no information about the loss (nor
+      does the origin, where normalised embeddings are undefined): only the 2-D probe is
+      informative. ``relative_range_2d`` is the same measure for the 2-D objective (with
+      decay) over ``flat_range``².
 
     Args:
         result: output of `loss_landscape` (or `LandscapeResult.load`).
@@ -502,7 +575,7 @@ def landscape_report(
     i1, i2 = np.unravel_index(int(np.nanargmin(loss_2d)), loss_2d.shape)
 
     in_range = (a >= lo - 1e-12) & (a <= hi + 1e-12)
-    range_1d = _relative_range(loss_1d[in_range])
+    range_1d = _relative_range((loss_1d - np.asarray(result.decay_1d))[in_range])
     in_range_2d = np.ix_((r1 >= lo - 1e-12) & (r1 <= hi + 1e-12), (r2 >= lo - 1e-12) & (r2 <= hi + 1e-12))
     range_2d = _relative_range(loss_2d[in_range_2d].ravel())
     scale_invariant = bool(in_range.sum() >= 2 and range_1d <= flat_rtol)

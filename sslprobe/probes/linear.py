@@ -20,6 +20,7 @@ Accuracies are fractions in [0, 1].
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -28,9 +29,26 @@ import torch.nn.functional as F
 STD_FLOOR = 1e-6
 
 
-def standardize_features(
-    train: torch.Tensor, *others: torch.Tensor
-) -> tuple[torch.Tensor, ...]:
+@contextmanager
+def _single_cpu_thread(device: torch.device):
+    """Run on one intra-op thread on CPU, then restore the previous setting.
+
+    Each SGD step works on ~1 MB; splitting such ops across threads costs more in
+    synchronisation than it gains, and on a busy machine a descheduled worker thread stalls
+    every op. One thread per step is faster in both cases.
+    """
+    if device.type != "cpu":
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def standardize_features(train: torch.Tensor, *others: torch.Tensor) -> tuple[torch.Tensor, ...]:
     """Standardise features with the training set's per-dimension mean and std.
 
     Statistics are accumulated in float64; dimensions with (near-)zero variance are divided by
@@ -100,24 +118,26 @@ def train_linear_classifier(
     generator = torch.Generator().manual_seed(seed)
     steps_per_epoch = math.ceil(n / batch_size)
     total_steps = epochs * steps_per_epoch
+    minus_one = torch.full((batch_size, 1), -1.0, device=x_all.device)
     step = 0
-    for _ in range(epochs):
-        order = torch.randperm(n, generator=generator).to(x_all.device)
-        for start in range(0, n, batch_size):
-            index = order[start : start + batch_size]
-            x, y = x_all[index], y_all[index]  # (B, D), (B,)
-            grad_logits = torch.softmax(torch.addmm(bias, x, weight.T), dim=1)  # (B, C)
-            grad_logits[torch.arange(y.shape[0], device=y.device), y] -= 1.0
-            grad_logits /= y.shape[0]
-            grad_w = grad_logits.T @ x  # (C, D)
-            if weight_decay:
-                grad_w.add_(weight, alpha=weight_decay)
-            velocity_w.mul_(momentum).add_(grad_w)
-            velocity_b.mul_(momentum).add_(grad_logits.sum(dim=0))
-            step_lr = cosine_learning_rate(step, total_steps, lr, final_lr)
-            weight.add_(velocity_w, alpha=-step_lr)
-            bias.add_(velocity_b, alpha=-step_lr)
-            step += 1
+    with _single_cpu_thread(x_all.device):
+        for _ in range(epochs):
+            order = torch.randperm(n, generator=generator).to(x_all.device)
+            for start in range(0, n, batch_size):
+                index = order[start : start + batch_size]
+                x, y = x_all.index_select(0, index), y_all.index_select(0, index)  # (B, D), (B,)
+                grad_logits = torch.softmax(torch.addmm(bias, x, weight.T), dim=1)  # (B, C)
+                grad_logits.scatter_add_(1, y[:, None], minus_one[: y.shape[0]])  # p - onehot(y)
+                grad_logits /= y.shape[0]
+                grad_w = grad_logits.T @ x  # (C, D)
+                if weight_decay:
+                    grad_w.add_(weight, alpha=weight_decay)
+                velocity_w.mul_(momentum).add_(grad_w)
+                velocity_b.mul_(momentum).add_(grad_logits.sum(dim=0))
+                step_lr = cosine_learning_rate(step, total_steps, lr, final_lr)
+                weight.add_(velocity_w, alpha=-step_lr)
+                bias.add_(velocity_b, alpha=-step_lr)
+                step += 1
     return weight, bias
 
 
@@ -176,7 +196,7 @@ def per_class_accuracy(
     correct = (predictions.detach().long().cpu() == labels).double()
     totals = torch.bincount(labels, minlength=num_classes).double()
     hits = torch.zeros(num_classes, dtype=torch.float64).index_add_(0, labels, correct)
-    return [float(h / t) if t > 0 else None for h, t in zip(hits, totals)]
+    return [float(h / t) if t > 0 else None for h, t in zip(hits, totals, strict=True)]
 
 
 def rare_classes(train_counts: np.ndarray | list[int] | torch.Tensor) -> list[int]:
@@ -214,7 +234,8 @@ def classification_metrics(
         train_counts: (C,) training-subset count of each class.
 
     Returns:
-        ``top1``, ``per_class``, ``balanced``, ``rare_mean``, ``frequent_mean``, ``rare_classes``.
+        ``top1``, ``per_class``, ``balanced``, ``rare_mean``, ``frequent_mean``, ``rare_classes``;
+        a mean over classes none of which has test samples is None.
     """
     labels = labels.detach().long().cpu()
     top1 = float((predictions.detach().long().cpu() == labels).double().mean())

@@ -1,0 +1,107 @@
+"""The shared schedule of the probe callbacks, and how they write and log what they measure.
+
+A probe callback decides *when* (every ``every_n_epochs`` and once at the end of training) and
+*where* results go (``<run dir>/probes/`` and the loggers); the measurement is its `measure`
+method, which also runs without a trainer (``python -m sslprobe probe``). Probes run on global
+rank 0 only, from the full (identical) weights, in eval mode: no collective is involved, so they
+give the same numbers on 1 or N processes and cannot hang.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+from lightning.pytorch import Callback, LightningModule, Trainer
+from torch import nn
+
+PROBES_DIR = "probes"
+
+
+@contextlib.contextmanager
+def evaluation_mode(module: nn.Module) -> Iterator[None]:
+    """Eval mode and no autograd inside; the previous mode is restored after."""
+    was_training = module.training
+    module.eval()
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        module.train(was_training)
+
+
+def in_chunks(images: torch.Tensor, size: int) -> Iterator[torch.Tensor]:
+    for start in range(0, images.shape[0], size):
+        yield images[start : start + size]
+
+
+def save_figure(figure, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    figure.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(figure)
+    return path
+
+
+class ProbeCallback(Callback):
+    """Base of the probe callbacks.
+
+    Args:
+        every_n_epochs: also measure after every n-th training epoch (None: only at the end).
+    """
+
+    name = "probe"
+
+    def __init__(self, every_n_epochs: int | None = None):
+        if every_n_epochs is not None and every_n_epochs < 1:
+            raise ValueError(f"{type(self).__name__}: every_n_epochs must be >= 1 or null, got {every_n_epochs}")
+        self.every_n_epochs = every_n_epochs
+        self.last_measured_epoch: int | None = None
+
+    # ------------------------------------------------------------- to implement
+    def measure(self, method: LightningModule, datamodule, run_dir: Path, epoch: int) -> dict:
+        """Measure, write files under ``run_dir/probes``; return scalars to log (and figures)."""
+        raise NotImplementedError
+
+    # ---------------------------------------------------------------- schedule
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self.every_n_epochs and (trainer.current_epoch + 1) % self.every_n_epochs == 0:
+            self._run(trainer, pl_module, trainer.current_epoch)
+
+    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        epoch = max(trainer.current_epoch - 1, 0)  # current_epoch has moved past the last epoch
+        if self.last_measured_epoch != epoch:
+            self._run(trainer, pl_module, epoch)
+
+    def _run(self, trainer: Trainer, pl_module: LightningModule, epoch: int) -> None:
+        self.last_measured_epoch = epoch
+        if not trainer.is_global_zero or trainer.sanity_checking:
+            return
+        start = time.perf_counter()
+        scalars = self.measure(pl_module, trainer.datamodule, Path(trainer.default_root_dir), epoch)
+        scalars[f"{self.name}/seconds"] = time.perf_counter() - start
+        self.log_results(trainer, scalars, epoch)
+
+    # ----------------------------------------------------------------- logging
+    def log_results(self, trainer: Trainer, scalars: dict, epoch: int) -> None:
+        figures = scalars.pop("figures", {})
+        for logger in trainer.loggers:
+            logger.log_metrics({**scalars, "epoch": epoch}, step=trainer.global_step)
+            if hasattr(logger, "log_image"):  # W&B
+                for key, path in figures.items():
+                    logger.log_image(key=f"{self.name}/{key}", images=[str(path)], step=trainer.global_step)
+
+    def state_dict(self) -> dict:
+        return {"last_measured_epoch": self.last_measured_epoch}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.last_measured_epoch = state.get("last_measured_epoch")
+
+
+def probes_dir(run_dir: Path) -> Path:
+    path = Path(run_dir) / PROBES_DIR
+    path.mkdir(parents=True, exist_ok=True)
+    return path

@@ -1,0 +1,283 @@
+"""Figures of the probes: spectra, rescaling landscapes (the paper's Fig. 2) and per-class accuracy.
+
+Every function builds a `matplotlib.figure.Figure` directly (no pyplot, so no global state and
+no display backend is touched; ``fig.savefig`` renders with Agg) and returns it; nothing is
+shown. The inputs are the arrays the probes in `sslprobe.probes` return or save.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+from matplotlib.colors import LogNorm
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+
+from sslprobe.probes.landscape import grid_local_minima
+
+CIFAR10_CLASSES = (
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+)
+LOG_FLOOR = 1e-12  # smallest value drawn on a log axis; exact zeros are shown at this level
+
+
+def _positive(values: np.ndarray, floor: float = LOG_FLOOR) -> np.ndarray:
+    return np.clip(np.asarray(values, dtype=np.float64), floor, None)
+
+
+def plot_spectrum(
+    spectra: np.ndarray | Mapping[str, np.ndarray],
+    *,
+    value_label: str = "eigenvalue",
+    title: str = "Spectrum",
+    collapse_threshold: float | None = None,
+) -> Figure:
+    """Descending spectrum on a log scale against its index.
+
+    Args:
+        spectra: one (K,) array, or a mapping from legend label to (K_i,) arrays (e.g.
+            ``{"features": ..., "embeddings": ...}``). Values are sorted descending; zeros are
+            drawn at 1e-12.
+        value_label: what the values are, e.g. "covariance eigenvalue" or "singular value".
+        title: figure title.
+        collapse_threshold: when given, draw the level ``threshold × largest value`` of the
+            first spectrum, under which `collapsed_directions` counts a direction as collapsed.
+
+    Returns:
+        The figure.
+    """
+    if not isinstance(spectra, Mapping):
+        spectra = {"": spectra}
+    fig = Figure(figsize=(6, 4), layout="constrained")
+    ax = fig.add_subplot()
+    for label, values in spectra.items():
+        values = np.sort(np.asarray(values, dtype=np.float64))[::-1]
+        ax.semilogy(np.arange(1, values.size + 1), _positive(values), marker=".", ms=3, label=label or None)
+    if collapse_threshold is not None:
+        largest = np.max(next(iter(spectra.values())))
+        if largest > 0:
+            ax.axhline(
+                collapse_threshold * largest,
+                color="0.4",
+                ls="--",
+                lw=1,
+                label=f"collapse threshold ({collapse_threshold:g} × largest)",
+            )
+    ax.set_xlabel("index (largest first)")
+    ax.set_ylabel(f"{value_label} (log scale)")
+    ax.set_title(title)
+    ax.grid(True, which="major", alpha=0.3)
+    if any(spectra.keys()) or collapse_threshold is not None:
+        ax.legend(fontsize="small")
+    return fig
+
+
+def plot_spectrum_heatmap(
+    epochs: Sequence[float] | np.ndarray,
+    spectra: np.ndarray,
+    *,
+    value_label: str = "eigenvalue",
+    title: str = "Spectrum during training",
+) -> Figure:
+    """Spectra over training as an epoch × index heatmap with a log colour scale.
+
+    Args:
+        epochs: (E,) epoch (or step) of each spectrum.
+        spectra: (E, K) array, row e the descending spectrum at ``epochs[e]``.
+        value_label: what the values are, for the colour bar.
+        title: figure title.
+
+    Returns:
+        The figure; epoch on x, index (largest first) on y, colour the value.
+    """
+    spectra = _positive(spectra)
+    epochs = np.asarray(epochs, dtype=np.float64)
+    fig = Figure(figsize=(7, 4), layout="constrained")
+    ax = fig.add_subplot()
+    finite_max = spectra.max()
+    vmin = max(spectra.min(), finite_max * 1e-10)
+    image = ax.pcolormesh(
+        _cell_edges(epochs),
+        np.arange(spectra.shape[1] + 1) + 0.5,
+        spectra.T,
+        norm=LogNorm(vmin=vmin, vmax=finite_max),
+        cmap="viridis",
+        shading="flat",
+    )
+    ax.invert_yaxis()
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("index (largest first)")
+    ax.set_title(title)
+    fig.colorbar(image, ax=ax, label=f"{value_label} (log scale)")
+    return fig
+
+
+def _cell_edges(centres: np.ndarray) -> np.ndarray:
+    """(n,) cell centres -> (n + 1,) edges midway between them."""
+    if centres.size == 1:
+        return np.array([centres[0] - 0.5, centres[0] + 0.5])
+    middle = (centres[1:] + centres[:-1]) / 2
+    return np.concatenate([[2 * centres[0] - middle[0]], middle, [2 * centres[-1] - middle[-1]]])
+
+
+def plot_landscape_1d(
+    a: np.ndarray,
+    loss: np.ndarray,
+    *,
+    reference_loss: float | None = None,
+    scale_invariant: bool = False,
+    title: str = "Loss under rescaling W → aW",
+) -> Figure:
+    """Loss against the rescaling factor a of the target layer (the paper's Fig. 2, left).
+
+    Args:
+        a: (n,) factors.
+        loss: (n,) objective at a·W.
+        reference_loss: objective of the trained layer, marked at a = 1.
+        scale_invariant: the loss does not depend on a > 0 (see `landscape_report`); a note
+            saying that this curve carries no information is drawn on the axes.
+        title: figure title.
+
+    Returns:
+        The figure.
+    """
+    fig = Figure(figsize=(5.5, 4), layout="constrained")
+    ax = fig.add_subplot()
+    ax.plot(a, loss, color="C0", marker=".", ms=4, label="loss at a·W")
+    ax.axvline(0.0, color="0.6", lw=0.8)
+    if reference_loss is not None:
+        ax.plot([1.0], [reference_loss], "r*", ms=12, label="trained layer (a = 1)")
+    ax.set_xlabel("rescaling factor a  (W → a·W)")
+    ax.set_ylabel("loss")
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    if scale_invariant:
+        ax.text(
+            0.5,
+            0.22,
+            "Loss is invariant to W → aW (a > 0): normalised or\nbatch-standardised embeddings make "
+            "this curve flat\nby construction. Only the 2-D probe is informative.",
+            transform=ax.transAxes,
+            ha="center",
+            va="center",
+            fontsize=10,
+            bbox=dict(boxstyle="round", facecolor="lightyellow", edgecolor="0.5"),
+        )
+    ax.legend(fontsize="small", loc="upper right")
+    return fig
+
+
+def plot_landscape_2d(
+    r1: np.ndarray,
+    r2: np.ndarray,
+    loss: np.ndarray,
+    *,
+    minima: np.ndarray | None = None,
+    title: str = "Loss when rescaling singular-value halves",
+) -> Figure:
+    """Heatmap of the 2-D singular-half landscape (the paper's Fig. 2, right).
+
+    Args:
+        r1: (n_1,) factors of the larger half of W's singular values (x axis).
+        r2: (n_2,) factors of the smaller half (y axis).
+        loss: (n_1, n_2) objective, ``loss[i, j]`` at (r1[i], r2[j]).
+        minima: (K, 2) grid indices of local minima to mark; default `grid_local_minima`.
+        title: figure title.
+
+    Returns:
+        The figure, with local minima as white dots and the trained layer (1, 1) as a red star.
+    """
+    loss = np.asarray(loss, dtype=np.float64)
+    if minima is None:
+        minima = grid_local_minima(loss)
+    fig = Figure(figsize=(5.8, 4.6), layout="constrained")
+    ax = fig.add_subplot()
+    image = ax.pcolormesh(_cell_edges(np.asarray(r1)), _cell_edges(np.asarray(r2)), loss.T, cmap="viridis")
+    ax.contour(r1, r2, loss.T, levels=12, colors="white", linewidths=0.4, alpha=0.6)
+    handles = []
+    if len(minima):
+        minima = np.asarray(minima)
+        handles.append(
+            ax.scatter(
+                np.asarray(r1)[minima[:, 0]],
+                np.asarray(r2)[minima[:, 1]],
+                s=36,
+                facecolors="white",
+                edgecolors="black",
+                linewidths=1.0,
+                label="local minima on grid",
+            )
+        )
+    handles.append(ax.scatter([1.0], [1.0], marker="*", s=160, color="red", label="trained layer (1, 1)"))
+    ax.set_xlabel("r1: factor on the larger half of singular values")
+    ax.set_ylabel("r2: factor on the smaller half")
+    ax.set_title(title)
+    ax.set_aspect("equal", adjustable="box")
+    fig.colorbar(image, ax=ax, label="loss")
+    fig.legend(handles=handles, fontsize="small", loc="outside lower center", ncols=2)
+    return fig
+
+
+def plot_per_class_accuracy(
+    per_class: Sequence[float | None],
+    *,
+    rare_classes: Sequence[int] = (),
+    class_names: Sequence[str] | None = None,
+    train_counts: Sequence[int] | None = None,
+    title: str = "Linear evaluation: accuracy per class",
+) -> Figure:
+    """Bar chart of per-class accuracy with the classes that were rare in training highlighted.
+
+    Args:
+        per_class: (C,) accuracies in [0, 1]; None (class absent from the test set) draws no bar.
+        rare_classes: indices of rare classes (see `sslprobe.probes.rare_classes`), drawn in a
+            contrasting colour.
+        class_names: C names; CIFAR-10's when C = 10 and none are given, else the indices.
+        train_counts: (C,) training counts, written under each class name.
+        title: figure title.
+
+    Returns:
+        The figure.
+    """
+    n = len(per_class)
+    if class_names is None:
+        class_names = CIFAR10_CLASSES if n == 10 else [str(c) for c in range(n)]
+    labels = list(class_names)
+    if train_counts is not None:
+        labels = [f"{name}\n(n={int(count)})" for name, count in zip(labels, train_counts, strict=True)]
+    rare = set(int(c) for c in rare_classes)
+    heights = [np.nan if v is None else 100.0 * v for v in per_class]
+    colours = ["C3" if c in rare else "C0" for c in range(n)]
+    fig = Figure(figsize=(max(6.0, 0.7 * n + 2), 4.2), layout="constrained")
+    ax = fig.add_subplot()
+    ax.bar(np.arange(n), np.nan_to_num(heights), color=colours)
+    for c, h in enumerate(heights):
+        note = f"{h:.0f}" if np.isfinite(h) else "no test\nsamples"
+        ax.text(c, (h if np.isfinite(h) else 0) + 1, note, ha="center", va="bottom", fontsize=8)
+    ax.set_xticks(np.arange(n), labels, rotation=45 if train_counts is None else 0, fontsize=8)
+    ax.set_ylim(0, 119)  # headroom above 100 % for the legend
+    ax.set_yticks(np.arange(0, 101, 20))
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_xlabel("class")
+    ax.set_title(title)
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.legend(
+        handles=[
+            Patch(color="C0", label="frequent in training"),
+            Patch(color="C3", label="rare in training"),
+        ],
+        fontsize="small",
+        loc="upper right",
+        ncols=2,
+    )
+    return fig

@@ -1,0 +1,71 @@
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+
+from sslprobe import plots
+from sslprobe.probes import grid_local_minima
+
+
+def saved(fig: Figure, path) -> None:
+    fig.savefig(path, dpi=80)
+    assert path.stat().st_size > 1000
+
+
+def labelled(fig: Figure) -> None:
+    ax = fig.axes[0]
+    assert ax.get_xlabel() and ax.get_ylabel() and ax.get_title()
+
+
+def test_spectrum_plot(tmp_path):
+    eigenvalues = np.r_[np.logspace(1, -3, 20), 1e-9, 0.0]
+    fig = plots.plot_spectrum(
+        {"features": eigenvalues, "embeddings": eigenvalues[::2]},
+        value_label="covariance eigenvalue",
+        collapse_threshold=1e-4,
+    )
+    labelled(fig)
+    assert fig.axes[0].get_yscale() == "log"
+    saved(fig, tmp_path / "spectrum.png")
+
+
+def test_spectrum_heatmap(tmp_path):
+    epochs = np.arange(0, 50, 5)
+    spectra = np.logspace(0, -6, 16)[None, :] ** (1 + epochs[:, None] / 50)
+    fig = plots.plot_spectrum_heatmap(epochs, spectra, value_label="singular value")
+    labelled(fig)
+    assert len(fig.axes) == 2  # the heatmap and its colour bar
+    saved(fig, tmp_path / "spectrum_heatmap.png")
+
+
+@pytest.mark.parametrize("scale_invariant", [False, True])
+def test_landscape_1d_plot_notes_scale_invariance(tmp_path, scale_invariant):
+    a = np.linspace(0, 2, 41)
+    loss = np.full_like(a, 3.2) if scale_invariant else 5 - 4 * a**2 + 1.8 * a**4
+    fig = plots.plot_landscape_1d(a, loss, reference_loss=loss[20], scale_invariant=scale_invariant)
+    labelled(fig)
+    notes = [text.get_text() for text in fig.axes[0].texts]
+    assert any("invariant" in note for note in notes) is scale_invariant
+    saved(fig, tmp_path / f"landscape_1d_{scale_invariant}.png")
+
+
+def test_landscape_2d_plot_marks_minima_and_reference(tmp_path):
+    r = np.linspace(0, 2, 41)
+    loss = -(r[:, None] ** 2 + 0.5 * r[None, :] ** 2) + 0.4 * (r[:, None] ** 4 + r[None, :] ** 4)
+    fig = plots.plot_landscape_2d(r, r, loss)
+    labelled(fig)
+    ax = fig.axes[0]
+    assert "r1" in ax.get_xlabel() and "r2" in ax.get_ylabel()
+    markers = [c for c in ax.collections if c.get_label() in ("local minima on grid", "trained layer (1, 1)")]
+    assert len(markers) == 2
+    assert len(grid_local_minima(loss)) == 1
+    saved(fig, tmp_path / "landscape_2d.png")
+
+
+def test_per_class_bar_chart_highlights_rare_classes(tmp_path):
+    counts = [4890, 87, 5000, 0, 74, 0, 0, 212, 4788, 4947]
+    per_class = [0.9, 0.4, 0.92, 0.1, 0.35, 0.2, None, 0.6, 0.95, 0.91]
+    fig = plots.plot_per_class_accuracy(per_class, rare_classes=[1, 3, 4, 5, 6], train_counts=counts)
+    labelled(fig)
+    bars = fig.axes[0].patches
+    assert bars[1].get_facecolor() != bars[0].get_facecolor()
+    saved(fig, tmp_path / "per_class.png")

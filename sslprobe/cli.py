@@ -14,6 +14,7 @@ datamodule find it as ``trainer.default_root_dir``.
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
 import sys
@@ -186,6 +187,71 @@ class SSLProbeCLI(LightningCLI):
         )
 
 
+PROBE_CHOICES = {"spectrum": "spectrum", "landscape": "landscape", "linear": "linear_eval"}
+
+
+def build_probe(key: str, section: dict | None):
+    """A probe callback from a saved config's ``probes.<key>`` section (defaults if absent)."""
+    init_args = (section or {}).get("init_args", section or {}) if isinstance(section, dict) else {}
+    init_args = {k: v for k, v in init_args.items() if k != "class_path"}
+    return PROBES[key](**init_args)
+
+
+def probe_checkpoint(argv: list[str]) -> None:
+    """``python -m sslprobe probe --ckpt_path RUN/checkpoints/last.ckpt [--what ...]``.
+
+    Runs the probes on a saved checkpoint, without training, and writes their files into that
+    run's ``probes/`` directory. Settings come from the run's ``config.yaml`` (its ``probes``
+    section where present, else the probes' defaults).
+    """
+    import argparse
+
+    import torch
+    import yaml
+
+    parser = argparse.ArgumentParser(prog="python -m sslprobe probe", description=probe_checkpoint.__doc__)
+    parser.add_argument("--ckpt_path", required=True, help="a checkpoint inside RUN/checkpoints/")
+    parser.add_argument("--what", default="spectrum,landscape,linear",
+                        help=f"comma-separated subset of {','.join(PROBE_CHOICES)}")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    args = parser.parse_args(argv)
+    wanted = [w.strip() for w in args.what.split(",") if w.strip()]
+    unknown = [w for w in wanted if w not in PROBE_CHOICES]
+    if unknown or not wanted:
+        raise ValueError(f"--what {args.what!r}: unknown probe(s) {unknown}; valid: {', '.join(PROBE_CHOICES)}")
+    checkpoint_path = Path(args.ckpt_path)
+    if not checkpoint_path.is_file():
+        raise FileNotFoundError(f"--ckpt_path {checkpoint_path} does not exist")
+    run_dir = checkpoint_path.resolve().parent.parent
+    config_path = run_dir / "config.yaml"
+    if not config_path.is_file():
+        raise FileNotFoundError(f"{config_path} not found: --ckpt_path must lie in <run dir>/checkpoints/")
+    config = yaml.safe_load(config_path.read_text())
+    module_name, class_name = config["model"]["class_path"].rsplit(".", 1)
+    method_class = getattr(importlib.import_module(module_name), class_name)
+    try:
+        checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
+    except Exception as error:
+        raise ValueError(f"{checkpoint_path} is not a readable checkpoint ({type(error).__name__})") from None
+    method = method_class.load_from_checkpoint(checkpoint_path, map_location=args.device)
+    datamodule = CIFAR10DataModule(**config["data"])
+    datamodule.setup_for_run(run_dir)
+    epoch = int(checkpoint.get("epoch", 0))
+    for name in wanted:
+        key = PROBE_CHOICES[name]
+        probe = build_probe(key, (config.get("probes") or {}).get(key))
+        saved = next((state for state_key, state in checkpoint.get("callbacks", {}).items()
+                      if state_key.startswith(type(probe).__name__)), None)
+        if saved is not None:
+            probe.load_state_dict(saved)
+        results = probe.measure(method, datamodule, run_dir, epoch)
+        results.pop("figures", None)
+        results.pop("per_class_table", None)
+        summary = ", ".join(f"{k.split('/', 1)[1]}={v:.4g}" for k, v in results.items() if isinstance(v, float))
+        print(f"{name} (epoch {epoch}): {summary}")
+    print(f"wrote {run_dir / 'probes'}")
+
+
 def main(args: list[str] | None = None) -> None:
     """Entry point: any error becomes one line on stderr and exit code 1.
 
@@ -194,8 +260,12 @@ def main(args: list[str] | None = None) -> None:
     os.environ.setdefault("WANDB_SILENT", "true")
     if not wandb_logged_in():
         os.environ.setdefault("WANDB_MODE", "offline")
+    argv = sys.argv[1:] if args is None else list(args)
     try:
-        SSLProbeCLI(args=args)
+        if argv[:1] == ["probe"]:
+            probe_checkpoint(argv[1:])
+        else:
+            SSLProbeCLI(args=args)
     except Preempted as stop:
         print(f"sslprobe: {stop}", file=sys.stderr)
         sys.exit(stop.code)

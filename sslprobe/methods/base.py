@@ -109,6 +109,8 @@ class SSLMethod(LightningModule):
 
     # ---------------------------------------------------------------- forward
     def features(self, images: torch.Tensor) -> torch.Tensor:
+        """Backbone features (B, feature_dim) of normalised images, in the parameters' dtype."""
+        images = images.to(self.dtype)  # e.g. float64 under precision 64-true; autocast handles bf16/16
         if self.hparams.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         backbone = self._compiled_backbone if self._compiled_backbone is not None else self.backbone

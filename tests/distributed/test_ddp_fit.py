@@ -1,13 +1,15 @@
-"""`fit` with 2 DDP processes equals `fit` with 1 process on the same global batches."""
+"""`fit` with 2 DDP processes equals `fit` with 1 process on the same global batches, probes included."""
 
 from __future__ import annotations
 
 import csv
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -24,7 +26,11 @@ def run_fit(root: Path, cifar_root: Path, method: str, devices: int) -> Path:
     """Train a BatchNorm-free tiny model for 3 steps; returns the run directory."""
     args = [
         sys.executable, "-m", "sslprobe", "fit",
-        "--config", str(REPO / "configs" / "quickstart.yaml"),
+        "--config", str(REPO / "configs" / "quickstart.yaml"), "--config", str(REPO / "callbacks" / "probes.yaml"),
+        "--probes.spectrum.num_images", "128", "--probes.landscape.num_images", "64",
+        "--probes.landscape.grid_points", "3", "--probes.linear_eval.epochs", "3",
+        "--probes.linear_eval.train_size", "500", "--probes.linear_eval.test_size", "200",
+        "--probes.linear_eval.knn_k", "10",
         "--model.class_path", METHODS[method],
         "--model.init_args.backbone", "resnet12",
         "--model.init_args.backbone_kwargs", "{widths: [4, 8, 8, 8], norm: group}",
@@ -38,6 +44,7 @@ def run_fit(root: Path, cifar_root: Path, method: str, devices: int) -> Path:
         "--trainer.enable_progress_bar", "false",
         "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "3", "--trainer.limit_val_batches", "0",
         "--trainer.log_every_n_steps", "1",
+        "--trainer.precision", "64-true",  # float64: summation order across processes cannot hide a real difference
         "--trainer.accelerator", "cpu", "--trainer.devices", str(devices),
         "--trainer.strategy", "ddp" if devices > 1 else "auto",
         "--trainer.default_root_dir", str(root),
@@ -61,9 +68,19 @@ def test_two_processes_equal_one(tmp_path, cifar_root, method):
     curve_1, curve_2 = loss_curve(single), loss_curve(double)
     assert len(curve_1) == len(curve_2) == 3
     assert curve_1[0] != curve_1[-1], "the runs did not train"
-    torch.testing.assert_close(torch.tensor(curve_2), torch.tensor(curve_1), rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(torch.tensor(curve_2), torch.tensor(curve_1), rtol=1e-6, atol=1e-9)
     weights_1 = torch.load(single / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["state_dict"]
     weights_2 = torch.load(double / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["state_dict"]
     assert weights_1.keys() == weights_2.keys()
     for name in weights_1:
-        torch.testing.assert_close(weights_2[name], weights_1[name], rtol=1e-4, atol=1e-6, msg=name)
+        torch.testing.assert_close(weights_2[name], weights_1[name], rtol=1e-6, atol=1e-9, msg=lambda m: f"{name}: {m}")
+    # The probes run on rank 0 from the same weights: the same numbers, and no hang.
+    for name in ("spectrum.npz", "landscape_epoch0.npz"):
+        with np.load(single / "probes" / name) as one, np.load(double / "probes" / name) as two:
+            assert one.files == two.files
+            for key in one.files:
+                np.testing.assert_allclose(two[key], one[key], rtol=1e-3, atol=1e-6, err_msg=f"{name}:{key}")
+    linear_1 = json.loads((single / "probes" / "linear_eval.json").read_text())
+    linear_2 = json.loads((double / "probes" / "linear_eval.json").read_text())
+    for key in ("top1", "knn_top1", "balanced"):
+        assert abs(linear_1[key] - linear_2[key]) <= 2 / linear_1["num_test"], key  # at most 2 test images differ

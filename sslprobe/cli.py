@@ -14,10 +14,16 @@ datamodule find it as ``trainer.default_root_dir``.
 
 from __future__ import annotations
 
+import argparse
+import difflib
 import importlib
+import inspect
 import os
 import re
 import sys
+import tempfile
+import time
+import warnings
 from pathlib import Path
 
 from lightning.pytorch.callbacks import ModelCheckpoint
@@ -90,6 +96,53 @@ def _as_list(value) -> list:
     return list(value) if isinstance(value, list) else [value]
 
 
+ARCHITECTURE_KEYS = ("backbone", "backbone_kwargs", "projector", "hidden_dim", "output_dim", "projector_batch_norm")
+
+
+def check_checkpoint(path: Path, model_config) -> None:
+    """A readable checkpoint of the same method and architecture as the config, or a clear error."""
+    import torch
+
+    if not path.is_file():
+        raise FileNotFoundError(f"--ckpt_path {path} does not exist")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as error:
+        raise ValueError(f"--ckpt_path {path} is not a readable checkpoint ({type(error).__name__}); "
+                         "it may be truncated: resume from another file in checkpoints/") from None
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        raise ValueError(f"--ckpt_path {path} is not a Lightning checkpoint (no state_dict)")
+    saved = checkpoint.get("hyper_parameters", {})
+    wanted = {"_class_path": model_config.class_path,
+              **{key: model_config.init_args.get(key) for key in ARCHITECTURE_KEYS}}
+    differing = [f"{key.lstrip('_')}: checkpoint {saved.get(key)!r} vs config {value!r}"
+                 for key, value in wanted.items() if key in saved and saved.get(key) != value]
+    if differing:
+        raise ValueError(f"--ckpt_path {path} was trained with another model ({'; '.join(differing)})")
+
+
+def check_writable(root: Path) -> None:
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=root):
+            pass
+    except OSError as error:
+        raise PermissionError(f"trainer.default_root_dir {root} is not writable ({error.strerror or error})") from None
+
+
+def check_devices(trainer_config) -> None:
+    """CPU processes beyond the machine's cores are refused (GPUs are checked by Lightning)."""
+    import torch
+
+    devices, accelerator = trainer_config.get("devices"), trainer_config.get("accelerator")
+    if isinstance(devices, str) and devices.isdigit():
+        devices = int(devices)
+    on_cpu = accelerator == "cpu" or (accelerator in (None, "auto") and not torch.cuda.is_available())
+    cores = os.cpu_count() or 1
+    if on_cpu and isinstance(devices, int) and devices > cores:
+        raise ValueError(f"trainer.devices={devices} CPU processes, but this machine has {cores} cores")
+
+
 class RunConfigCallback(SaveConfigCallback):
     """Saves the resolved config as ``<run dir>/config.yaml``; never overwrites another run's."""
 
@@ -116,6 +169,10 @@ class SSLProbeCLI(LightningCLI):
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("save_config_callback", RunConfigCallback)
         kwargs.setdefault("trainer_defaults", {"callbacks": [ExactResume()]})
+        # Parse errors raise (and become one line in `main`) instead of printing the whole usage.
+        quiet = {"exit_on_error": False, "allow_abbrev": False}
+        per_subcommand = {name: dict(quiet) for name in self.subcommands()}
+        kwargs.setdefault("parser_kwargs", {**quiet, "prog": "python -m sslprobe", **per_subcommand})
         super().__init__(SSLMethod, CIFAR10DataModule, *args, subclass_mode_model=True, **kwargs)
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
@@ -135,6 +192,14 @@ class SSLProbeCLI(LightningCLI):
             "checkpoint.auto_insert_metric_name": False,
             "trainer.default_root_dir": DEFAULT_ROOT,
         })
+
+    def parse_arguments(self, parser: LightningArgumentParser, args) -> None:
+        KNOWN_KEYS[:] = [key for sub in self._subcommand_parsers.values() for key in sub.get_defaults().keys()]
+        super().parse_arguments(parser, args)
+
+    def _parse_ckpt_path(self) -> None:
+        """Checkpoints are validated in `before_instantiate_classes`; the config is never rewritten
+        from a checkpoint's hyperparameters (a mismatch is an error instead)."""
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
@@ -164,6 +229,14 @@ class SSLProbeCLI(LightningCLI):
                 f"{config_file} exists: this run directory belongs to another run; choose another "
                 "--run.version or resume it with --ckpt_path last"
             )
+        if config.get("ckpt_path"):
+            check_checkpoint(Path(config.ckpt_path), config.model)
+        check_writable(root)
+        check_devices(config.trainer)
+        metrics = self.run_dir / "metrics.csv"
+        if config.get("ckpt_path") and metrics.is_file():
+            # The CSV logger starts a fresh metrics.csv; keep the interrupted run's rows beside it.
+            metrics.rename(self.run_dir / f"metrics.until_{time.strftime('%Y%m%d-%H%M%S')}.csv")
         config.checkpoint.dirpath = str(self.run_dir / "checkpoints")
         online = wandb_logged_in()
         for logger in _as_list(config.trainer.logger):
@@ -187,6 +260,9 @@ class SSLProbeCLI(LightningCLI):
         )
 
 
+KNOWN_KEYS: list[str] = []  # option names of the last parser built, for "did you mean" suggestions
+
+
 PROBE_CHOICES = {"spectrum": "spectrum", "landscape": "landscape", "linear": "linear_eval"}
 
 
@@ -204,8 +280,6 @@ def probe_checkpoint(argv: list[str]) -> None:
     run's ``probes/`` directory. Settings come from the run's ``config.yaml`` (its ``probes``
     section where present, else the probes' defaults).
     """
-    import argparse
-
     import torch
     import yaml
 
@@ -258,6 +332,8 @@ def main(args: list[str] | None = None) -> None:
     ``SSLPROBE_DEBUG=1`` shows the full traceback instead.
     """
     os.environ.setdefault("WANDB_SILENT", "true")
+    # The run directory is created before the CSV logger sees it; its warning would only confuse.
+    warnings.filterwarnings("ignore", message="Experiment logs directory .* exists and is not empty")
     if not wandb_logged_in():
         os.environ.setdefault("WANDB_MODE", "offline")
     argv = sys.argv[1:] if args is None else list(args)
@@ -272,25 +348,68 @@ def main(args: list[str] | None = None) -> None:
     except Exception as error:
         if os.environ.get("SSLPROBE_DEBUG"):
             raise
-        print(f"sslprobe: error: {error_line(error)}", file=sys.stderr)
-        sys.exit(1)
+        print(f"sslprobe: error: {error_line(error, KNOWN_KEYS)}", file=sys.stderr)
+        sys.exit(2 if isinstance(error, argparse.ArgumentError) else 1)
     finally:
         finish_wandb()
 
 
-def error_line(error: BaseException) -> str:
-    """The line of ``error`` that names the problem.
+METHOD_CLASSES = ("SimCLR", "SpectralContrastive", "BarlowTwins", "InfoNCE", "VICReg", "Supervised")
+_STRUCTURE = ("Parser key", "Does not validate", "Subtypes:", "Errors:", "Given value", "- Expected a <class 'NoneType'>",
+              "- Problem with given class_path")
+_UNKNOWN_OPTION = re.compile(
+    r"unrecognized arguments: --(?P<a>\S+)|Option '(?P<b>[^']+)' is not accepted|"
+    r"does not accept option '(?P<c>[^']+)'|Key '(?P<d>[^']+)' is not expected"
+)
 
-    jsonargparse reports a failed model constructor as "Does not validate against any of the Union
-    subtypes" with the constructor's own message on a later "- ..." line; that line is the one kept.
-    """
-    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
-    if not lines:
+
+def _option_names(cls: type) -> list[str]:
+    """Constructor parameters of ``cls`` and its bases (what ``init_args`` accepts)."""
+    names = []
+    for klass in cls.__mro__:
+        if "__init__" in vars(klass):
+            names += [n for n in inspect.signature(klass.__init__).parameters if n not in ("self", "args", "kwargs")]
+    return names
+
+
+def explain_parse_error(text: str, known_keys: list[str]) -> str:
+    """One line from jsonargparse's nested error report: the key, what was wrong, a suggestion."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    keys = re.findall(r'Parser key "([^"]+)"', text)
+    class_path = re.search(r"class_path '([^']+)'", text)
+    details = [line.lstrip("- ") for line in lines if not line.startswith(_STRUCTURE)]
+    detail = details[0] if details else lines[0]
+    unknown = _UNKNOWN_OPTION.search(text)
+    if unknown:
+        name = next(group for group in unknown.groups() if group)
+        candidates = list(known_keys)
+        if class_path:
+            try:
+                module, _, attr = class_path.group(1).rpartition(".")
+                candidates = _option_names(getattr(importlib.import_module(module), attr))
+            except (ImportError, AttributeError, ValueError):
+                pass
+        close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
+        where = f"{'.'.join(keys)}: " if keys and not name.startswith(keys[0]) else ""
+        return f"{where}unknown option {name!r}" + (f"; did you mean {close[0]!r}?" if close else "")
+    literal = re.match(r"Expected a typing\.Literal\[(.*)\]\. Got value: (.*)", detail)
+    if literal:
+        detail = f"expected one of {literal.group(1)}, got {literal.group(2)!r}"
+    if "has no attribute" in detail and class_path:
+        detail = f"no class {class_path.group(1)!r}; methods: {', '.join('sslprobe.methods.' + m for m in METHOD_CLASSES)}"
+    return f"{'.'.join(keys)}: {detail}" if keys else detail
+
+
+def error_line(error: BaseException, known_keys: list[str] | None = None) -> str:
+    """The line of ``error`` that names the problem (parse errors are condensed to one)."""
+    text = str(error).strip()
+    if not text:
         return type(error).__name__
-    causes = [line[2:] for line in lines[1:] if line.startswith("- ") and "NoneType" not in line]
-    if lines[0].startswith("Does not validate against any of the Union subtypes") and causes:
-        return causes[0]
-    return lines[0]
+    if isinstance(error, argparse.ArgumentError) or text.startswith(
+        ("Parser key", "unrecognized", "Subcommand", "Does not validate")
+    ):
+        return explain_parse_error(text, known_keys or [])
+    return text.splitlines()[0]
 
 
 def finish_wandb() -> None:

@@ -44,11 +44,10 @@ def fill_capped(weights: np.ndarray, total: int, available: np.ndarray) -> np.nd
     """
     available = np.asarray(available, dtype=np.int64)
     weights = np.asarray(weights, dtype=np.float64)
-    if total > available[weights > 0].sum():
-        raise ValueError(
-            f"cannot draw {total} images: the classes with non-zero weight hold only "
-            f"{int(available[weights > 0].sum())}"
-        )
+    if total > available.sum():
+        raise ValueError(f"cannot draw {total} images: the classes hold only {int(available.sum())}")
+    # A class whose weight underflowed to 0 (tiny concentrations) still takes overflow, last.
+    weights = np.maximum(weights, 1e-12 * weights.max())
     counts = np.zeros_like(available)
     open_classes = weights > 0
     while True:

@@ -23,7 +23,10 @@ def spectral_contrastive_loss(
     mu: float = 1.0,
     gather_distributed: bool = False,
 ) -> torch.Tensor:
-    """Spectral contrastive loss, the paper's Eq. 14 (its origin Hessian is 2C, Eq. 15).
+    """Spectral contrastive loss, the paper's Eq. 14.
+
+    Its origin Hessian, expanded from this loss, is 2·A0 (the paper's Eq. 15 prints 2C; see
+    `sslprobe.theory.origin_hessian` and the README's Theory section).
 
     Embeddings longer than √mu are rescaled to norm √mu, then
 

@@ -1,0 +1,448 @@
+#!/usr/bin/env python3
+"""Reproduce the paper's imbalance-robustness study (Fig. 4, Appendix C) with one command.
+
+Grid: method (SimCLR, SCL, Barlow Twins, Supervised) x imbalance (the paper's none / medium /
+high counts, optionally Dirichlet concentrations) x projector (MLP, none) x seeds. Every cell is
+an ordinary ``python -m sslprobe fit`` run composed from the configs a user would write, with
+linear evaluation and the spectrum probe on; the supervised baseline has no projector and is
+drawn in both panels. Finished cells are skipped and interrupted ones resumed, so an interrupted
+study continues where it stopped.
+
+    python scripts/reproduce_imbalance.py --preset cpu --out results/imbalance_cpu
+    python scripts/reproduce_imbalance.py --preset paper --out results/imbalance --dry-run
+    python scripts/reproduce_imbalance.py --preset cpu --out results/imbalance_cpu --aggregate-only
+
+Outputs: DIR/results.csv (one row per run), DIR/summary.md (mean ± std over seeds and the
+robustness Δ = (A_none − A_imbalanced) / A_none, Liu et al. 2021), DIR/figure4.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+METHODS = {
+    "simclr": "SimCLR",
+    "spectral": "SCL",
+    "barlow_twins": "Barlow Twins",
+    "supervised": "Supervised",
+}
+IMBALANCES = ("none", "medium", "high")
+PROJECTORS = ("mlp", "none")
+STUDY = "imbalance"
+
+# Per preset: settings composed on top of configs/<method>_resnet12_cifar10.yaml.
+PRESETS: dict[str, dict] = {
+    "paper": {
+        "description": "ResNet-12 (64-160-320-640), 20,000 images, 200 epochs, crop scale (0.5, 1), "
+        "SGD cosine 0.03 -> 0.001, linear eval LR 10 -> 0.01 for 100 epochs on all 50,000 images",
+        "seeds": 3,
+        "epochs": 200,
+        "widths": [64, 160, 320, 640],
+        "batch_size": 256,
+        "subset_size": None,
+        "num_workers": 8,
+        "linear_epochs": 100,
+        "linear_train_size": None,
+        "accelerator": "auto",
+    },
+    "cpu": {
+        "description": "narrow ResNet-12 (16-32-64-128), 2,000 images keeping the presets' class "
+        "proportions, 8 epochs, batch 128, linear eval on 10,000 balanced training images",
+        "seeds": 1,
+        "epochs": 8,
+        "widths": [16, 32, 64, 128],
+        "batch_size": 128,
+        "subset_size": 2000,
+        "num_workers": 2,
+        "linear_epochs": 100,
+        "linear_train_size": 10000,
+        "accelerator": "cpu",
+    },
+    "smoke": {
+        "description": "tiny ResNet-12 (4-8-8-8), 200 images, 1 epoch, linear eval on 1,000 images",
+        "seeds": 1,
+        "epochs": 1,
+        "widths": [4, 8, 8, 8],
+        "batch_size": 50,
+        "subset_size": 200,
+        "num_workers": 0,
+        "linear_epochs": 5,
+        "linear_train_size": 1000,
+        "linear_test_size": 500,
+        "accelerator": "cpu",
+    },
+}
+CSV_FIELDS = ["method", "imbalance", "projector", "seed", "top1", "knn_top1", "balanced",
+              "rare_mean", "frequent_mean", "effective_rank", "run_dir"]
+
+
+class StudyError(ValueError):
+    """A bad argument; reported as one line."""
+
+
+@dataclass(frozen=True)
+class Cell:
+    method: str
+    imbalance: str
+    projector: str
+    seed: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.method}_{self.imbalance}_{self.projector}_seed{self.seed}"
+
+
+def grid(methods: list[str], imbalances: list[str], projectors: list[str], seeds: int) -> list[Cell]:
+    cells = []
+    for method in methods:
+        for imbalance in imbalances:
+            for projector in (["none"] if method == "supervised" else projectors):
+                cells.extend(Cell(method, imbalance, projector, seed) for seed in range(seeds))
+    if not cells:
+        raise StudyError("the grid is empty: give at least one method, imbalance, projector and seed")
+    return cells
+
+
+def preset_config(preset: dict, data_root: str) -> dict:
+    """The preset's overrides as a config fragment (written to DIR/preset.json)."""
+    return {
+        "trainer": {"max_epochs": preset["epochs"], "accelerator": preset["accelerator"], "devices": 1,
+                    "log_every_n_steps": 10, "limit_val_batches": 0, "enable_progress_bar": False,
+                    "callbacks": [{"class_path": "lightning.pytorch.callbacks.LearningRateMonitor",
+                                   "init_args": {"logging_interval": "step"}}]},
+        "model": {"init_args": {"backbone": "resnet12", "backbone_kwargs": {"widths": preset["widths"]},
+                                "hidden_dim": 512, "lr": 0.03, "min_lr": 0.001}},
+        "data": {"root": data_root, "batch_size": preset["batch_size"], "num_workers": preset["num_workers"],
+                 "crop_scale": [0.5, 1.0], "subset_size": preset["subset_size"]},
+        "probes": {
+            "linear_eval": {"epochs": preset["linear_epochs"], "train_size": preset["linear_train_size"],
+                            "test_size": preset.get("linear_test_size")},
+            "spectrum": {"every_n_epochs": 1},
+        },
+    }
+
+
+def cell_config(cell: Cell, out: Path, study: str) -> dict:
+    """Per-cell overrides: data, projector, seed, run directory and W&B grouping/tags."""
+    tags = [f"method:{cell.method}", f"imbalance:{cell.imbalance}", f"projector:{cell.projector}",
+            f"seed:{cell.seed}"]
+    concentration = None
+    imbalance = cell.imbalance
+    if imbalance.startswith("dirichlet"):
+        imbalance, concentration = "dirichlet", float(cell.imbalance.split(":", 1)[1])
+    data = {"imbalance": imbalance, "subset_seed": cell.seed, "seed": cell.seed}
+    if concentration is not None:
+        data["concentration"] = concentration
+    model = {"init_args": {}}
+    if cell.method != "supervised":
+        model["init_args"]["projector"] = None if cell.projector == "none" else "mlp"
+    return {
+        "seed_everything": cell.seed,
+        "trainer": {
+            "default_root_dir": str(out / "runs"),
+            "logger": [
+                {"class_path": "lightning.pytorch.loggers.WandbLogger",
+                 "init_args": {"project": "sslprobe", "group": study, "tags": tags}},
+                {"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": {"save_dir": str(out / "runs")}},
+            ],
+        },
+        "model": model,
+        "data": data,
+        "run": {"experiment": study, "version": cell.name},
+    }
+
+
+def fit_command(cell: Cell, out: Path) -> list[str]:
+    return [
+        sys.executable, "-m", "sslprobe", "fit",
+        "--config", str(REPO / "configs" / f"{cell.method}_resnet12_cifar10.yaml"),
+        "--config", str(REPO / "callbacks" / "linear_eval.yaml"),
+        "--config", str(REPO / "callbacks" / "spectrum.yaml"),
+        "--config", str(out / "preset.yaml"),
+        "--config", str(out / "cells" / f"{cell.name}.yaml"),
+    ]
+
+
+def run_dir(cell: Cell, out: Path, study: str) -> Path:
+    return out / "runs" / study / cell.name
+
+
+def result_path(cell: Cell, out: Path, study: str) -> Path:
+    return run_dir(cell, out, study) / "probes" / "linear_eval.json"
+
+
+def prepare(out: Path, preset_name: str, data_root: str) -> None:
+    try:
+        (out / "cells").mkdir(parents=True, exist_ok=True)
+        probe = out / ".writable"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as error:
+        raise StudyError(f"--out {out} is not writable: {error.strerror or error}") from None
+    # JSON is valid YAML: the fragment composes after the method config and the probe fragments.
+    (out / "preset.yaml").write_text(json.dumps(preset_config(PRESETS[preset_name], data_root), indent=2))
+
+
+def run_cell(cell: Cell, out: Path, study: str, log) -> float:
+    """Run (or resume) one cell; returns its wall time in seconds."""
+    directory = run_dir(cell, out, study)
+    (out / "cells" / f"{cell.name}.yaml").write_text(json.dumps(cell_config(cell, out, study), indent=2))
+    command = fit_command(cell, out)
+    if (directory / "checkpoints" / "last.ckpt").is_file():
+        command += ["--ckpt_path", "last"]
+    elif directory.exists():
+        # Died before its first checkpoint: keep it aside, start the cell afresh.
+        aside = out / "failed" / f"{cell.name}-{int(time.time())}"
+        aside.parent.mkdir(exist_ok=True)
+        shutil.move(str(directory), aside)
+    start = time.time()
+    with open(out / "logs" / f"{cell.name}.log", "w") as handle:
+        done = subprocess.run(command, cwd=REPO, stdout=handle, stderr=subprocess.STDOUT,
+                              env={**os.environ, "WANDB_MODE": os.environ.get("WANDB_MODE", "offline")})
+    if done.returncode != 0:
+        raise RuntimeError(f"cell {cell.name} failed (exit {done.returncode}); see {out / 'logs' / cell.name}.log")
+    return time.time() - start
+
+
+# --------------------------------------------------------------------------- aggregation
+def collect(cells: list[Cell], out: Path, study: str) -> list[dict]:
+    import numpy as np
+
+    rows = []
+    for cell in cells:
+        path = result_path(cell, out, study)
+        if not path.is_file():
+            continue
+        result = json.loads(path.read_text())
+        spectrum = path.parent / "spectrum.npz"
+        effective_rank = float("nan")
+        if spectrum.is_file():
+            with np.load(spectrum) as arrays:
+                effective_rank = float(arrays["embeddings_effective_rank"][-1])
+        rows.append({
+            "method": cell.method, "imbalance": cell.imbalance, "projector": cell.projector, "seed": cell.seed,
+            **{key: result.get(key) for key in ("top1", "knn_top1", "balanced", "rare_mean", "frequent_mean")},
+            "effective_rank": effective_rank, "run_dir": str(path.parent.parent.relative_to(out)),
+        })
+    return rows
+
+
+def write_csv(rows: list[dict], path: Path) -> None:
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=CSV_FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def read_csv(path: Path) -> list[dict]:
+    with open(path) as handle:
+        rows = list(csv.DictReader(handle))
+    for row in rows:
+        row["seed"] = int(row["seed"])
+        for key in ("top1", "knn_top1", "balanced", "rare_mean", "frequent_mean", "effective_rank"):
+            row[key] = float(row[key]) if row[key] not in ("", "None") else float("nan")
+    return rows
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    values = [v for v in values if not math.isnan(v)]
+    if not values:
+        return float("nan"), float("nan")
+    mean = sum(values) / len(values)
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0
+    return mean, std
+
+
+def summarise(rows: list[dict]) -> dict:
+    """{(method, projector): {imbalance: (mean, std, n)}} of top-1 accuracy."""
+    table: dict = {}
+    for row in rows:
+        key = (row["method"], row["projector"])
+        table.setdefault(key, {}).setdefault(row["imbalance"], []).append(row["top1"])
+    return {key: {imb: (*mean_std(vals), len(vals)) for imb, vals in per.items()} for key, per in table.items()}
+
+
+def summary_markdown(rows: list[dict]) -> str:
+    summary = summarise(rows)
+    imbalances = [i for i in ("none", "medium", "high") if any(i in v for v in summary.values())]
+    imbalances += sorted({i for v in summary.values() for i in v} - set(imbalances))
+    header = ["method", "projector", *[f"top-1 {i}" for i in imbalances],
+              *[f"Δ {i}" for i in imbalances if i != "none"]]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for (method, projector), per in sorted(summary.items(), key=lambda kv: (list(METHODS).index(kv[0][0]), kv[0][1])):
+        cells = []
+        for imbalance in imbalances:
+            mean, std, n = per.get(imbalance, (float("nan"), float("nan"), 0))
+            cells.append(f"{100 * mean:.1f} ± {100 * std:.1f} (n={n})" if n else "—")
+        base = per.get("none", (float("nan"),))[0]
+        for imbalance in imbalances:
+            if imbalance == "none":
+                continue
+            mean = per.get(imbalance, (float("nan"),))[0]
+            delta = (base - mean) / base if base and not math.isnan(base) else float("nan")
+            cells.append("—" if math.isnan(delta) else f"{100 * delta:+.1f}%")
+        lines.append(f"| {METHODS[method]} | {projector} | " + " | ".join(cells) + " |")
+    note = ("\nTop-1 linear-evaluation accuracy (%) on the CIFAR-10 test set, mean ± std over seeds; "
+            "Δ = (A_none − A_imbalanced) / A_none, smaller is more robust. The supervised baseline has "
+            "no projector.\n")
+    return "\n".join(lines) + "\n" + note
+
+
+def figure(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    summary = summarise(rows)
+    imbalances = [i for i in ("none", "medium", "high") if any(i in v for v in summary.values())]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    for ax, projector in zip(axes, ("mlp", "none")):
+        for method in METHODS:
+            key = (method, "none") if method == "supervised" else (method, projector)
+            if key not in summary:
+                continue
+            per = summary[key]
+            xs = [i for i, imb in enumerate(imbalances) if imb in per]
+            means = [100 * per[imbalances[i]][0] for i in xs]
+            stds = [100 * per[imbalances[i]][1] for i in xs]
+            ax.errorbar(xs, means, yerr=stds, marker="o", capsize=4, label=METHODS[method],
+                        linestyle="--" if method == "supervised" else "-")
+        ax.set_xticks(range(len(imbalances)), imbalances)
+        ax.set_xlabel("class imbalance of the 20,000-image training subset")
+        ax.set_title("with MLP projector" if projector == "mlp" else "without projector")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("linear-evaluation top-1 accuracy (%)")
+    axes[1].legend()
+    fig.suptitle("Robustness to class imbalance (paper Fig. 4); error bars: std over seeds")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def aggregate(out: Path, rows: list[dict] | None = None) -> None:
+    csv_path = out / "results.csv"
+    if rows is None:
+        if not csv_path.is_file():
+            raise StudyError(f"--aggregate-only: {csv_path} does not exist")
+        rows = read_csv(csv_path)
+    else:
+        write_csv(rows, csv_path)
+    if not rows:
+        raise StudyError(f"no finished runs to aggregate in {out}")
+    (out / "summary.md").write_text(summary_markdown(rows))
+    figure(rows, out / "figure4.png")
+
+
+# --------------------------------------------------------------------------- sweep file
+def sweep_yaml(preset_name: str, methods, imbalances, projectors, seeds: int, out: Path) -> str:
+    lines = [
+        f"# W&B sweep of the imbalance study, preset {preset_name!r}: run with `wandb sweep` + `wandb agent`.",
+        "program: scripts/reproduce_imbalance.py",
+        "method: grid",
+        "command: [${interpreter}, ${program}, --single-cell, ${args}]",
+        "parameters:",
+        f"  preset: {{value: {preset_name}}}",
+        f"  out: {{value: {out}}}",
+        f"  methods: {{values: {list(methods)}}}",
+        f"  imbalances: {{values: {list(imbalances)}}}",
+        f"  projectors: {{values: {list(projectors)}}}",
+        f"  seed: {{values: {list(range(seeds))}}}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="cpu")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--seeds", type=int, default=None, help="seeds per cell (preset default)")
+    parser.add_argument("--seed", type=int, default=None, help="run only this seed (sweep agents)")
+    parser.add_argument("--methods", nargs="+", default=list(METHODS))
+    parser.add_argument("--imbalances", nargs="+", default=list(IMBALANCES),
+                        help="none medium high, and dirichlet:<concentration>")
+    parser.add_argument("--projectors", nargs="+", default=list(PROJECTORS))
+    parser.add_argument("--data-root", default=str(REPO / "data"))
+    parser.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
+    parser.add_argument("--emit-sweep", type=Path, default=None, help="write a W&B sweep file and exit")
+    parser.add_argument("--aggregate-only", action="store_true", help="redraw table and figure from results.csv")
+    parser.add_argument("--single-cell", action="store_true", help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def validate(args: argparse.Namespace) -> None:
+    unknown = [m for m in args.methods if m not in METHODS]
+    if unknown:
+        raise StudyError(f"unknown method(s) {unknown}; valid: {', '.join(METHODS)}")
+    for imbalance in args.imbalances:
+        if imbalance in IMBALANCES:
+            continue
+        kind, _, value = imbalance.partition(":")
+        try:
+            ok = kind == "dirichlet" and float(value) > 0
+        except ValueError:
+            ok = False
+        if not ok:
+            raise StudyError(f"unknown imbalance {imbalance!r}; valid: none, medium, high, dirichlet:<concentration > 0>")
+    unknown = [p for p in args.projectors if p not in PROJECTORS]
+    if unknown:
+        raise StudyError(f"unknown projector(s) {unknown}; valid: mlp, none")
+    if args.seeds is not None and args.seeds < 1:
+        raise StudyError(f"--seeds must be >= 1, got {args.seeds}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        validate(args)
+        out = args.out.resolve()
+        seeds = args.seeds or PRESETS[args.preset]["seeds"]
+        if args.emit_sweep:
+            args.emit_sweep.parent.mkdir(parents=True, exist_ok=True)
+            args.emit_sweep.write_text(sweep_yaml(args.preset, args.methods, args.imbalances, args.projectors,
+                                                  seeds, args.out))
+            print(f"wrote {args.emit_sweep}")
+            return 0
+        if args.aggregate_only:
+            aggregate(out)
+            print(f"wrote {out / 'summary.md'} and {out / 'figure4.png'}")
+            return 0
+        cells = grid(args.methods, args.imbalances, args.projectors, seeds)
+        if args.seed is not None:
+            cells = [c for c in cells if c.seed == args.seed] or grid(args.methods, args.imbalances,
+                                                                       args.projectors, 1)
+        prepare(out, args.preset, args.data_root)
+        (out / "logs").mkdir(exist_ok=True)
+        todo = [c for c in cells if not result_path(c, out, STUDY).is_file()]
+        print(f"{len(cells)} cells, {len(cells) - len(todo)} already finished; preset {args.preset}: "
+              f"{PRESETS[args.preset]['description']}")
+        for cell in todo:
+            (out / "cells" / f"{cell.name}.yaml").write_text(json.dumps(cell_config(cell, out, STUDY), indent=2))
+            if args.dry_run:
+                print(" ".join(fit_command(cell, out)))
+                continue
+            seconds = run_cell(cell, out, STUDY, print)
+            print(f"  {cell.name}: {seconds:.0f} s", flush=True)
+        if args.dry_run:
+            return 0
+        aggregate(out, collect(cells, out, STUDY))
+        print(f"wrote {out / 'results.csv'}, {out / 'summary.md'}, {out / 'figure4.png'}")
+        return 0
+    except (StudyError, RuntimeError) as error:
+        print(f"reproduce_imbalance: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,421 @@
+"""The SimCLR recipe of `augment.py`, made for a whole uint8 batch at once on its device.
+
+`simclr_transform` augments one image at a time in DataLoader workers. `SimCLRBatchAugment`
+takes the uint8 batch where it already is (GPU or CPU) and makes both views there with
+per-sample random parameters drawn exactly as torchvision's transforms draw them:
+
+- crop box as in ``RandomResizedCrop.make_params`` (10 attempts of area ~ U(scale) and
+  log-aspect ~ U(log ratio), then the centre-crop fallback), scale
+  ``(1 - s·(1 - lo), hi)``, ratio ``((3/4)^s, (4/3)^s)``;
+- horizontal flip with p = 0.5;
+- colour jitter with p = 0.8: brightness, contrast, saturation factors ~ U(1 - 0.4s, 1 + 0.4s),
+  hue shift ~ U(-0.1s, 0.1s), the four operations applied in a per-sample uniformly random
+  order (``ColorJitter``'s ``randperm(4)``);
+- grayscale with p = 0.2s; then normalisation with the CIFAR-10 mean and std.
+
+Randomness. Every parameter is a pure function of the sample's seed (the int that
+`GlobalBatchSampler` attaches to each index): ``u_k = mix64(mix64(seed) + (c_k + 1)·γ)`` is
+SplitMix64 (Steele et al. 2014) used as a counter-based generator, with counter
+``c_k = stream · 64 + k`` and γ the golden-ratio increment. View 1 reads stream 0, view 2
+stream 1. No generator state exists, so the views do not depend on the batch composition, the
+order within the batch, the rank or the worker, and exact resume needs nothing saved.
+
+Kernel. Crop, bilinear resize and flip are separable: ``out = R_y · image · R_xᵀ`` with
+per-sample (H, H) and (W, W) interpolation matrices, computed as two batched matrix products.
+The matrices reproduce torchvision's ``resized_crop`` (bilinear, half-pixel centres, source
+coordinates clamped to the crop) exactly whenever the crop is not larger than the output,
+which always holds here because views keep the image size; antialiasing only acts when
+downscaling and so never applies. (``F.grid_sample`` with border padding clamps to the image
+instead of the crop and differs from torchvision at crop edges.) The colour operations follow
+torchvision's functional kernels on float images, vectorised with per-sample factors.
+
+Differences from the per-sample path, all of them below the uint8 resolution: the per-sample
+path rounds to uint8 after the resize and after each jitter operation, this one stays in
+float32 until normalisation; and its random stream is a different (equally distributed) one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from sslprobe.data.augment import CIFAR10_MEAN, CIFAR10_STD, check_augmentation
+
+GOLDEN_GAMMA = 0x9E3779B97F4A7C15
+MIX_MULTIPLIERS = (0xBF58476D1CE4E5B9, 0x94D049BB133111EB)
+STREAM_WIDTH = 64  # uniforms reserved per view; the recipe uses 30 of them
+CROP_ATTEMPTS = 10
+GRAY_WEIGHTS = (0.2989, 0.587, 0.114)
+
+# Offsets of the uniforms of one view inside its stream.
+_AREA, _LOG_RATIO = 0, CROP_ATTEMPTS
+_TOP, _LEFT = 2 * CROP_ATTEMPTS, 2 * CROP_ATTEMPTS + 1
+_FLIP, _JITTER, _GRAY = 2 * CROP_ATTEMPTS + 2, 2 * CROP_ATTEMPTS + 3, 2 * CROP_ATTEMPTS + 4
+_FACTORS, _ORDER_KEYS = 2 * CROP_ATTEMPTS + 5, 2 * CROP_ATTEMPTS + 9
+_DRAWS = 2 * CROP_ATTEMPTS + 13
+
+BRIGHTNESS, CONTRAST, SATURATION, HUE = 0, 1, 2, 3  # ColorJitter's operation ids
+
+
+def _signed(value: int) -> int:
+    """An unsigned 64-bit constant as the int64 with the same bits."""
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+def _shift_right_logical(x: torch.Tensor, bits: int) -> torch.Tensor:
+    """``x >>> bits`` on int64 (torch's ``>>`` is arithmetic and copies the sign bit)."""
+    return (x >> bits) & ((1 << (64 - bits)) - 1)
+
+
+def mix64(x: torch.Tensor) -> torch.Tensor:
+    """SplitMix64's output function, a bijection of 64-bit words, on int64 tensors.
+
+    Multiplications wrap modulo 2⁶⁴ like unsigned arithmetic (two's complement), so the bits
+    equal the reference ``z ^= z >> 30; z *= 0xBF58476D1CE4E5B9; z ^= z >> 27;
+    z *= 0x94D049BB133111EB; z ^= z >> 31`` on uint64.
+    """
+    x = (x ^ _shift_right_logical(x, 30)) * _signed(MIX_MULTIPLIERS[0])
+    x = (x ^ _shift_right_logical(x, 27)) * _signed(MIX_MULTIPLIERS[1])
+    return x ^ _shift_right_logical(x, 31)
+
+
+def counter_uniforms(seeds: torch.Tensor, stream: int, count: int) -> torch.Tensor:
+    """Uniforms on [0, 1) that depend only on (seed, stream, k): ``(B,) -> (B, count)`` float64.
+
+    Args:
+        seeds: (B,) int64 per-sample seeds (any value; `sample_seed` gives 63-bit ones).
+        stream: which independent stream (e.g. 0 for view 1, 1 for view 2).
+        count: uniforms per sample, at most ``STREAM_WIDTH``.
+    """
+    if not 0 < count <= STREAM_WIDTH:
+        raise ValueError(f"count must be in [1, {STREAM_WIDTH}], got {count}")
+    counters = stream * STREAM_WIDTH + torch.arange(1, count + 1, device=seeds.device, dtype=torch.int64)
+    keys = mix64(seeds.to(torch.int64))[:, None]  # (B, 1)
+    bits = mix64(keys + counters * _signed(GOLDEN_GAMMA))  # (B, count), wrapping
+    return _shift_right_logical(bits, 11).to(torch.float64) * 2.0**-53  # top 53 bits
+
+
+@dataclass
+class ViewParameters:
+    """Per-sample parameters of one SimCLR view of a batch of B images.
+
+    Attributes:
+        top, left, height, width: (B,) int64 crop box in pixels.
+        flip: (B,) bool, horizontal flip.
+        jitter: (B,) bool, whether colour jitter is applied.
+        factors: (B, 4) float32 brightness, contrast, saturation factors and hue shift.
+        order: (B, 4) int64 operation ids (`BRIGHTNESS`, ..., `HUE`) in application order.
+        grayscale: (B,) bool.
+    """
+
+    top: torch.Tensor
+    left: torch.Tensor
+    height: torch.Tensor
+    width: torch.Tensor
+    flip: torch.Tensor
+    jitter: torch.Tensor
+    factors: torch.Tensor
+    order: torch.Tensor
+    grayscale: torch.Tensor
+
+    @classmethod
+    def identity(cls, batch: int, height: int, width: int, device: torch.device | str = "cpu") -> ViewParameters:
+        """Parameters that leave every image unchanged."""
+        zeros = torch.zeros(batch, dtype=torch.int64, device=device)
+        false = torch.zeros(batch, dtype=torch.bool, device=device)
+        factors = torch.tensor([1.0, 1.0, 1.0, 0.0], device=device).expand(batch, 4).clone()
+        order = torch.arange(4, device=device).expand(batch, 4).clone()
+        return cls(zeros, zeros.clone(), zeros + height, zeros + width, false, false.clone(), factors, order,
+                   false.clone())
+
+
+def _crop_boxes(
+    uniforms: torch.Tensor, height: int, width: int, scale: tuple[float, float], ratio: tuple[float, float]
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``RandomResizedCrop.make_params`` for every row of ``uniforms`` (B, _DRAWS) at once."""
+    area = height * width
+    log_ratio = torch.log(torch.tensor(ratio, dtype=torch.float64))
+    target_area = area * (scale[0] + (scale[1] - scale[0]) * uniforms[:, _AREA : _AREA + CROP_ATTEMPTS])
+    log_aspect_draws = uniforms[:, _LOG_RATIO : _LOG_RATIO + CROP_ATTEMPTS]
+    aspect = torch.exp(log_ratio[0] + (log_ratio[1] - log_ratio[0]) * log_aspect_draws)
+    # torch.round, like Python's round, sends halves to the even integer.
+    w = torch.round(torch.sqrt(target_area * aspect)).to(torch.int64)  # (B, attempts)
+    h = torch.round(torch.sqrt(target_area / aspect)).to(torch.int64)
+    fits = (w > 0) & (w <= width) & (h > 0) & (h <= height)
+    found = fits.any(dim=1)
+    first = fits.to(torch.int8).argmax(dim=1, keepdim=True)  # first attempt that fits
+    w, h = w.gather(1, first).squeeze(1), h.gather(1, first).squeeze(1)
+
+    in_ratio = width / height
+    if in_ratio < min(ratio):
+        fallback_w, fallback_h = width, int(round(width / min(ratio)))
+    elif in_ratio > max(ratio):
+        fallback_w, fallback_h = int(round(height * max(ratio))), height
+    else:
+        fallback_w, fallback_h = width, height
+    w = torch.where(found, w, fallback_w)
+    h = torch.where(found, h, fallback_h)
+    # randint(0, n) as floor(u · n); the fallback is centred.
+    top = torch.floor(uniforms[:, _TOP] * (height - h + 1)).to(torch.int64)
+    left = torch.floor(uniforms[:, _LEFT] * (width - w + 1)).to(torch.int64)
+    top = torch.where(found, top, (height - h) // 2)
+    left = torch.where(found, left, (width - w) // 2)
+    return top, left, h, w
+
+
+def draw_view_parameters(
+    seeds: torch.Tensor,
+    stream: int,
+    height: int,
+    width: int,
+    crop_scale: tuple[float, float] = (0.2, 1.0),
+    strength: float = 1.0,
+) -> ViewParameters:
+    """The SimCLR view parameters of each sample, a pure function of (seed, stream).
+
+    Args:
+        seeds: (B,) int64 per-sample seeds.
+        stream: 0 for the first view, 1 for the second (any int gives an independent stream).
+        height, width: image size in pixels.
+        crop_scale, strength: as in `simclr_transform`; strength 0 gives `ViewParameters.identity`.
+
+    Returns:
+        `ViewParameters` on the device of ``seeds``.
+    """
+    check_augmentation(crop_scale, strength)
+    batch, device = seeds.shape[0], seeds.device
+    if strength == 0:
+        return ViewParameters.identity(batch, height, width, device)
+    low, high = crop_scale
+    scale = (1.0 - strength * (1.0 - low), high)
+    ratio = ((3 / 4) ** strength, (4 / 3) ** strength)
+    u = counter_uniforms(seeds, stream, _DRAWS)  # (B, _DRAWS) float64
+    top, left, crop_h, crop_w = _crop_boxes(u, height, width, scale, ratio)
+    spread = torch.tensor([0.4, 0.4, 0.4, 0.1], dtype=torch.float64, device=device) * strength
+    centre = torch.tensor([1.0, 1.0, 1.0, 0.0], dtype=torch.float64, device=device)
+    factors = centre + spread * (2 * u[:, _FACTORS : _FACTORS + 4] - 1)  # U(centre ± spread)
+    order = torch.argsort(u[:, _ORDER_KEYS : _ORDER_KEYS + 4], dim=1)  # uniform over the 24 orders
+    return ViewParameters(
+        top=top,
+        left=left,
+        height=crop_h,
+        width=crop_w,
+        flip=u[:, _FLIP] < 0.5,
+        jitter=u[:, _JITTER] < 0.8,
+        factors=factors.to(torch.float32),
+        order=order,
+        grayscale=u[:, _GRAY] < 0.2 * strength,
+    )
+
+
+def _interpolation_matrix(start: torch.Tensor, length: torch.Tensor, size: int, dtype: torch.dtype) -> torch.Tensor:
+    """(B,) crop starts and lengths -> (B, size, size) bilinear resize matrices.
+
+    Row o holds the weights of output pixel o over the input pixels: source coordinate
+    ``(o + 0.5) · length / size - 0.5`` clamped to [0, length - 1], offset by ``start``
+    (``upsample_bilinear2d`` with ``align_corners=False``).
+    """
+    out = torch.arange(size, device=start.device, dtype=torch.float64)
+    length64 = length.to(torch.float64)[:, None]
+    source = ((out + 0.5) * length64 / size - 0.5).clamp(min=0.0)
+    source = torch.minimum(source, length64 - 1)  # (B, size)
+    lower = torch.floor(source)
+    weight_upper = (source - lower).to(dtype)
+    lower = lower.to(torch.int64)
+    upper = torch.minimum(lower + 1, length[:, None] - 1)
+    lower, upper = lower + start[:, None], upper + start[:, None]
+    columns = torch.arange(size, device=start.device)
+    matrix = (columns == lower[..., None]).to(dtype) * (1 - weight_upper)[..., None]
+    return matrix + (columns == upper[..., None]).to(dtype) * weight_upper[..., None]  # (B, size, size)
+
+
+def resized_crop_flip(images: torch.Tensor, params: ViewParameters) -> torch.Tensor:
+    """Crop each image to its box, resize it bilinearly back to (H, W), flip where asked.
+
+    Args:
+        images: (B, C, H, W) float images.
+        params: per-sample boxes and flips.
+
+    Returns:
+        (B, C, H, W) float images.
+    """
+    _, _, height, width = images.shape
+    rows = _interpolation_matrix(params.top, params.height, height, images.dtype)  # (B, H, H)
+    columns = _interpolation_matrix(params.left, params.width, width, images.dtype)  # (B, W, W)
+    columns = torch.where(params.flip[:, None, None], columns.flip(1), columns)
+    batch, channels = images.shape[:2]
+    stacked = images.transpose(1, 2).reshape(batch, height, channels * width)  # (B, H, C·W)
+    stacked = torch.bmm(rows, stacked).reshape(batch, height * channels, width)  # (B, H·C, W)
+    stacked = torch.bmm(stacked, columns.transpose(1, 2))  # (B, H·C, W)
+    return stacked.reshape(batch, height, channels, width).transpose(1, 2).contiguous()  # (B, C, H, W)
+
+
+def _grayscale(images: torch.Tensor) -> torch.Tensor:
+    """(N, 3, H, W) -> (N, 1, H, W) luma, ``rgb_to_grayscale``'s weights."""
+    r, g, b = images.unbind(dim=1)
+    return (r * GRAY_WEIGHTS[0] + g * GRAY_WEIGHTS[1] + b * GRAY_WEIGHTS[2]).unsqueeze(1)
+
+
+def _blend(images: torch.Tensor, other: torch.Tensor, ratio: torch.Tensor) -> torch.Tensor:
+    """``ratio · images + (1 - ratio) · other`` clamped to [0, 1]; ratio (N,)."""
+    ratio = ratio.view(-1, 1, 1, 1)
+    return (images * ratio + other * (1 - ratio)).clamp(0, 1)
+
+
+def adjust_brightness(images: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    """Per-sample ``adjust_brightness`` on (N, 3, H, W) floats in [0, 1]; factor (N,)."""
+    return (images * factor.view(-1, 1, 1, 1)).clamp(0, 1)
+
+
+def adjust_contrast(images: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    """Per-sample ``adjust_contrast``: blend with the mean luma of each image."""
+    mean = _grayscale(images).mean(dim=(1, 2, 3), keepdim=True)  # (N, 1, 1, 1)
+    return _blend(images, mean, factor)
+
+
+def adjust_saturation(images: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    """Per-sample ``adjust_saturation``: blend with the luma image."""
+    return _blend(images, _grayscale(images), factor)
+
+
+def adjust_hue(images: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    """Per-sample ``adjust_hue``: rotate the HSV hue by ``shift`` (N,) in [-0.5, 0.5].
+
+    The RGB <-> HSV conversions are torchvision's (after Pillow), vectorised over the batch.
+    """
+    r, g, b = images.unbind(dim=1)
+    maxc, _ = images.max(dim=1)
+    minc, _ = images.min(dim=1)
+    equal = maxc == minc
+    span = maxc - minc
+    ones = torch.ones_like(maxc)
+    saturation = span / torch.where(equal, ones, maxc)
+    divisor = torch.where(equal, ones, span)
+    rc, gc, bc = (maxc - r) / divisor, (maxc - g) / divisor, (maxc - b) / divisor
+    max_is_r = maxc == r
+    max_is_g = (maxc == g) & ~max_is_r
+    max_is_b = ~max_is_r & ~max_is_g
+    hue = (bc - gc) * max_is_r + (2.0 + rc - bc) * max_is_g + (4.0 + gc - rc) * max_is_b
+    hue = torch.fmod(hue * (1.0 / 6.0) + 1.0, 1.0)
+    hue = torch.remainder(hue + shift.view(-1, 1, 1), 1.0)
+
+    h6 = hue * 6
+    sector = torch.floor(h6)
+    fraction = h6 - sector
+    sector = torch.remainder(sector.to(torch.int64), 6)
+    v = maxc
+    p = ((1.0 - saturation) * v).clamp(0, 1)
+    q = ((1.0 - saturation * fraction) * v).clamp(0, 1)
+    t = ((saturation * fraction + 1.0 - saturation) * v).clamp(0, 1)
+    candidates = torch.stack((v, p, q, t), dim=1)  # (N, 4, H, W)
+    select = torch.tensor([[0, 2, 1, 1, 3, 0], [3, 0, 0, 2, 1, 1], [1, 1, 3, 0, 0, 2]], device=images.device)
+    index = select[:, sector].movedim(0, 1)  # (N, 3, H, W)
+    return candidates.gather(1, index)
+
+
+_JITTER_OPERATIONS = {
+    BRIGHTNESS: adjust_brightness,
+    CONTRAST: adjust_contrast,
+    SATURATION: adjust_saturation,
+    HUE: adjust_hue,
+}
+
+
+def color_jitter(images: torch.Tensor, params: ViewParameters) -> torch.Tensor:
+    """Colour jitter with per-sample factors and per-sample operation order.
+
+    At each of the 4 positions every operation is applied to the rows that have it at that
+    position (and jitter switched on), so each row gets each operation exactly once.
+
+    Args:
+        images: (B, 3, H, W) floats in [0, 1].
+        params: factors, order and the jitter switch.
+
+    Returns:
+        (B, 3, H, W) floats in [0, 1].
+    """
+    images = images.clone()
+    for position in range(4):
+        for operation, function in _JITTER_OPERATIONS.items():
+            rows = torch.nonzero(params.jitter & (params.order[:, position] == operation)).squeeze(1)
+            if rows.numel():
+                selected = function(images.index_select(0, rows), params.factors[rows, operation])
+                images.index_copy_(0, rows, selected)
+    return images
+
+
+def render_view(images: torch.Tensor, params: ViewParameters) -> torch.Tensor:
+    """One view of float images in [0, 1], before normalisation: crop-resize-flip, jitter, gray.
+
+    Args:
+        images: (B, 3, H, W) floats in [0, 1].
+        params: per-sample parameters of this view.
+
+    Returns:
+        (B, 3, H, W) floats in [0, 1].
+    """
+    views = color_jitter(resized_crop_flip(images, params), params)
+    gray = _grayscale(views).expand_as(views)
+    return torch.where(params.grayscale.view(-1, 1, 1, 1), gray, views)
+
+
+class SimCLRBatchAugment:
+    """Two SimCLR views of a uint8 batch, made on the batch's device.
+
+    Args:
+        crop_scale: random-resized-crop scale range, as in `simclr_transform`.
+        strength: 0 (normalisation only) to 1 (the SimCLR recipe), as in `simclr_transform`.
+        mean, std: per-channel normalisation.
+
+    Example:
+        >>> augment = SimCLRBatchAugment((0.2, 1.0), 1.0)
+        >>> view1, view2 = augment(images, seeds)  # (B, 3, H, W) uint8, (B,) int64
+    """
+
+    def __init__(
+        self,
+        crop_scale: tuple[float, float] = (0.2, 1.0),
+        strength: float = 1.0,
+        mean: tuple[float, ...] = CIFAR10_MEAN,
+        std: tuple[float, ...] = CIFAR10_STD,
+    ):
+        check_augmentation(crop_scale, strength)
+        self.crop_scale, self.strength = tuple(crop_scale), float(strength)
+        self.mean, self.std = tuple(mean), tuple(std)
+
+    def parameters(self, seeds: torch.Tensor, view: int, height: int, width: int) -> ViewParameters:
+        """Parameters of view ``view`` (0 or 1) for each seed in ``seeds`` (B,)."""
+        return draw_view_parameters(seeds, view, height, width, self.crop_scale, self.strength)
+
+    def normalize(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) floats in [0, 1] -> normalised."""
+        mean = torch.tensor(self.mean, device=images.device, dtype=images.dtype).view(1, -1, 1, 1)
+        std = torch.tensor(self.std, device=images.device, dtype=images.dtype).view(1, -1, 1, 1)
+        return (images - mean) / std
+
+    def __call__(self, images: torch.Tensor, seeds: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Two normalised float32 views of each image.
+
+        Args:
+            images: (B, 3, H, W) uint8 on any device.
+            seeds: (B,) int64 per-sample seeds (`sample_seed`), on any device.
+
+        Returns:
+            ``(view1, view2)``, each (B, 3, H, W) float32 on the device of ``images``.
+        """
+        if images.dtype != torch.uint8 or images.ndim != 4:
+            raise ValueError(f"expected uint8 images of shape (B, C, H, W), got {images.dtype} {tuple(images.shape)}")
+        seeds = torch.as_tensor(seeds, dtype=torch.int64, device=images.device)
+        if seeds.shape != images.shape[:1]:
+            raise ValueError(f"expected one seed per image ({images.shape[0]}), got shape {tuple(seeds.shape)}")
+        _, _, height, width = images.shape
+        with torch.autocast(images.device.type, enabled=False):
+            pixels = images.to(torch.float32) / 255.0
+            if self.strength == 0:
+                view = self.normalize(pixels)
+                return view, view.clone()
+            return tuple(
+                self.normalize(render_view(pixels, self.parameters(seeds, view, height, width)))
+                for view in (0, 1)
+            )

@@ -1,0 +1,52 @@
+"""scripts/theory_figures.py --quick end to end, as a subprocess."""
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "theory_figures.py"
+FIGURES = ("fig1", "fig3", "fig5_left", "fig5_mid", "fig5_right", "fig6", "fig7")
+
+
+@pytest.mark.slow
+def test_quick_run_writes_every_figure_and_a_consistent_json(tmp_path):
+    completed = subprocess.run([sys.executable, str(SCRIPT), "--out", str(tmp_path), "--quick"],
+                               capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    results = json.loads((tmp_path / "results.json").read_text())
+    for name in FIGURES:
+        assert (tmp_path / f"{name}.png").stat().st_size > 10_000
+        assert isinstance(results[name]["agrees"], bool)
+        assert "note" in results[name]
+    # convergence measures are reported for every simulated figure
+    for name in ("fig3", "fig5_left", "fig5_right", "fig6"):
+        assert 0 <= results[name]["convergence"]["converged"] <= results[name]["convergence"]["models"]
+    assert len(results["fig5_mid"]["convergence"]) == len(results["fig5_mid"]["rows"])
+    # the Σ⁻² form of the stationary loss is the one that matches Eq. 3
+    slips = results["printed_slips"]
+    assert math.isclose(slips["eq3_at_stationary_point"], slips["minus_quarter_tr_sigma_inv2_bm_b"], rel_tol=1e-9)
+    assert not math.isclose(slips["eq3_at_stationary_point"], slips["minus_quarter_tr_sigma2_bm_b_as_printed"],
+                            rel_tol=0.1)
+    # predicted vs measured entries are internally consistent
+    right = results["fig5_right"]
+    for predicted, measured, gap in zip(right["predicted_critical_sigma"], right["measured_critical_sigma"],
+                                        right["relative_disagreement"]):
+        assert math.isclose(gap, abs(measured - predicted) / predicted, rel_tol=1e-9)
+    left = results["fig5_left"]
+    assert left["predicted_exponent"] < -2.5  # Eq. 9's a / (a + σ²)² tends to σ⁻⁴
+    mid = results["fig5_mid"]
+    assert all(row["eq8_rank"] <= row["derived_rank"] or row["a_min"] <= 1e-9 for row in mid["rows"])
+
+
+def test_unwritable_out_is_a_one_line_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    completed = subprocess.run([sys.executable, str(SCRIPT), "--out", str(blocker / "sub"), "--quick"],
+                               capture_output=True, text=True, timeout=120)
+    assert completed.returncode != 0
+    assert len(completed.stderr.strip().splitlines()) == 1
+    assert completed.stderr.startswith("error:")

@@ -19,6 +19,7 @@ robustness Δ = (A_none − A_imbalanced) / A_none, Liu et al. 2021), DIR/figure
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import math
@@ -58,19 +59,22 @@ PRESETS: dict[str, dict] = {
     },
     "cpu": {
         "description": "narrow ResNet-12 (16-32-64-128), 2,000 images keeping the presets' class "
-        "proportions, 8 epochs, batch 128, linear eval on 10,000 balanced training images",
+        "proportions, 5 epochs, batch 128, linear eval on 5,000 balanced training and 2,000 test images",
         "seeds": 1,
-        "epochs": 8,
+        "epochs": 5,
         "widths": [16, 32, 64, 128],
         "batch_size": 128,
         "subset_size": 2000,
         "num_workers": 2,
         "linear_epochs": 100,
-        "linear_train_size": 10000,
+        "linear_train_size": 5000,
+        "linear_test_size": 2000,
         "accelerator": "cpu",
     },
     "smoke": {
-        "description": "tiny ResNet-12 (4-8-8-8), 200 images, 1 epoch, linear eval on 1,000 images",
+        "description": "tiny ResNet-12 (4-8-8-8), 200 images, 1 epoch, linear eval on 1,000 images; "
+        "cells run in this process (same CLI, no interpreter start-up) to finish in about 2 minutes",
+        "in_process": True,
         "seeds": 1,
         "epochs": 1,
         "widths": [4, 8, 8, 8],
@@ -194,8 +198,12 @@ def prepare(out: Path, preset_name: str, data_root: str) -> None:
     (out / "preset.yaml").write_text(json.dumps(preset_config(PRESETS[preset_name], data_root), indent=2))
 
 
-def run_cell(cell: Cell, out: Path, study: str, log) -> float:
-    """Run (or resume) one cell; returns its wall time in seconds."""
+def run_cell(cell: Cell, out: Path, study: str, in_process: bool = False) -> float:
+    """Run (or resume) one cell; returns its wall time in seconds.
+
+    ``in_process`` calls the same CLI entry point (`sslprobe.cli.main`) in this interpreter
+    instead of a new ``python -m sslprobe`` process, saving its start-up (the smoke preset).
+    """
     directory = run_dir(cell, out, study)
     (out / "cells" / f"{cell.name}.yaml").write_text(json.dumps(cell_config(cell, out, study), indent=2))
     command = fit_command(cell, out)
@@ -207,12 +215,35 @@ def run_cell(cell: Cell, out: Path, study: str, log) -> float:
         aside.parent.mkdir(exist_ok=True)
         shutil.move(str(directory), aside)
     start = time.time()
-    with open(out / "logs" / f"{cell.name}.log", "w") as handle:
-        done = subprocess.run(command, cwd=REPO, stdout=handle, stderr=subprocess.STDOUT,
-                              env={**os.environ, "WANDB_MODE": os.environ.get("WANDB_MODE", "offline")})
-    if done.returncode != 0:
-        raise RuntimeError(f"cell {cell.name} failed (exit {done.returncode}); see {out / 'logs' / cell.name}.log")
+    log = out / "logs" / f"{cell.name}.log"
+    run_sslprobe(command[3:], log, in_process)
+    if not result_path(cell, out, study).is_file():
+        # Training had finished but the final probes had not: measure the last checkpoint.
+        checkpoint = directory / "checkpoints" / "last.ckpt"
+        run_sslprobe(["probe", "--ckpt_path", str(checkpoint), "--what", "spectrum,linear"], log, in_process)
+    if not result_path(cell, out, study).is_file():
+        raise RuntimeError(f"cell {cell.name} wrote no linear evaluation; see {log}")
     return time.time() - start
+
+
+def run_sslprobe(args: list[str], log: Path, in_process: bool) -> None:
+    """``python -m sslprobe ARGS`` (or its entry point in this interpreter), output appended to ``log``."""
+    os.environ.setdefault("WANDB_MODE", "offline")
+    with open(log, "a") as handle:
+        if in_process:
+            from sslprobe.cli import main as sslprobe_main
+
+            with contextlib.redirect_stdout(handle), contextlib.redirect_stderr(handle):
+                try:
+                    sslprobe_main(args)
+                    code = 0
+                except SystemExit as stop:
+                    code = stop.code if isinstance(stop.code, int) else 1
+        else:
+            code = subprocess.run([sys.executable, "-m", "sslprobe", *args], cwd=REPO, stdout=handle,
+                                  stderr=subprocess.STDOUT).returncode
+    if code != 0:
+        raise RuntimeError(f"python -m sslprobe {args[0]} failed (exit {code}); see {log}")
 
 
 # --------------------------------------------------------------------------- aggregation
@@ -351,7 +382,7 @@ def sweep_yaml(preset_name: str, methods, imbalances, projectors, seeds: int, ou
         f"# W&B sweep of the imbalance study, preset {preset_name!r}: run with `wandb sweep` + `wandb agent`.",
         "program: scripts/reproduce_imbalance.py",
         "method: grid",
-        "command: [${interpreter}, ${program}, --single-cell, ${args}]",
+        "command: [${interpreter}, ${program}, ${args}]",
         "parameters:",
         f"  preset: {{value: {preset_name}}}",
         f"  out: {{value: {out}}}",
@@ -377,7 +408,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
     parser.add_argument("--emit-sweep", type=Path, default=None, help="write a W&B sweep file and exit")
     parser.add_argument("--aggregate-only", action="store_true", help="redraw table and figure from results.csv")
-    parser.add_argument("--single-cell", action="store_true", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
@@ -398,8 +428,8 @@ def validate(args: argparse.Namespace) -> None:
     unknown = [p for p in args.projectors if p not in PROJECTORS]
     if unknown:
         raise StudyError(f"unknown projector(s) {unknown}; valid: mlp, none")
-    if args.seeds is not None and args.seeds < 1:
-        raise StudyError(f"--seeds must be >= 1, got {args.seeds}")
+    if args.seeds is not None and args.seeds < 0:
+        raise StudyError(f"--seeds must be >= 0, got {args.seeds}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -407,7 +437,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         validate(args)
         out = args.out.resolve()
-        seeds = args.seeds or PRESETS[args.preset]["seeds"]
+        seeds = PRESETS[args.preset]["seeds"] if args.seeds is None else args.seeds
         if args.emit_sweep:
             args.emit_sweep.parent.mkdir(parents=True, exist_ok=True)
             args.emit_sweep.write_text(sweep_yaml(args.preset, args.methods, args.imbalances, args.projectors,
@@ -418,10 +448,11 @@ def main(argv: list[str] | None = None) -> int:
             aggregate(out)
             print(f"wrote {out / 'summary.md'} and {out / 'figure4.png'}")
             return 0
-        cells = grid(args.methods, args.imbalances, args.projectors, seeds)
-        if args.seed is not None:
-            cells = [c for c in cells if c.seed == args.seed] or grid(args.methods, args.imbalances,
-                                                                       args.projectors, 1)
+        if args.seed is None:
+            cells = grid(args.methods, args.imbalances, args.projectors, seeds)
+        else:  # one seed only (a sweep agent's cell)
+            cells = [Cell(c.method, c.imbalance, c.projector, args.seed)
+                     for c in grid(args.methods, args.imbalances, args.projectors, 1)]
         prepare(out, args.preset, args.data_root)
         (out / "logs").mkdir(exist_ok=True)
         todo = [c for c in cells if not result_path(c, out, STUDY).is_file()]
@@ -432,7 +463,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.dry_run:
                 print(" ".join(fit_command(cell, out)))
                 continue
-            seconds = run_cell(cell, out, STUDY, print)
+            seconds = run_cell(cell, out, STUDY, PRESETS[args.preset].get("in_process", False))
             print(f"  {cell.name}: {seconds:.0f} s", flush=True)
         if args.dry_run:
             return 0

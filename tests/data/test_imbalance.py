@@ -104,8 +104,10 @@ def test_capped_request_is_an_error(cifar):
     # 40,000 images of 'high' need about 9,781 of class 0, which has 5,000.
     with pytest.raises(ValueError, match=r"'high' asks for \[978\d, .* of class\(es\) \[0, 2, 8, 9\] but only"):
         class_counts(cifar.train.labels, "high", 40_000)
-    with pytest.raises(ValueError, match=r"cannot draw 30 images"):
-        fill_capped(np.array([1.0, 1.0, 0.0]), 30, np.array([10, 10, 100]))
+    with pytest.raises(ValueError, match=r"cannot draw 130 images: the classes hold only 120"):
+        fill_capped(np.array([1.0, 1.0, 0.0]), 130, np.array([10, 10, 100]))
+    # A class whose weight underflowed to 0 takes what the capped classes cannot hold.
+    assert fill_capped(np.array([1.0, 1.0, 0.0]), 30, np.array([10, 10, 100])).tolist() == [10, 10, 10]
 
 
 def test_preset_needs_ten_classes():

@@ -376,3 +376,8 @@ def test_bias_with_normalization_caps_the_rank():
     assert bias_normalized_max_rank(B, Sigma, norm=1.0) == 2
     assert bias_normalized_stationary_gram(B, Sigma, torch.tensor([0, 0, 0, 0, 1, 1]), norm=1.0) is not None
     assert bias_normalized_stationary_gram(B, Sigma, torch.tensor([0, 0, 0, 1, 1, 1]), norm=1.0) is None
+
+
+def test_unknown_loss_name_lists_the_valid_ones():
+    with pytest.raises(ValueError, match="unknown loss 'nope'; valid names: info_nce"):
+        origin_hessian("nope", torch.eye(2), torch.eye(2))

@@ -5,11 +5,10 @@ PY     := $(VENV)/bin/python
 DATA   ?= data
 SHARED_CIFAR := ../shared/data/make_cifar10_batches.py
 
-.PHONY: install data run test test-fast lint clean-runs
+.PHONY: install data run test test-fast lint
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e ".[dev]"
 	touch $@
 

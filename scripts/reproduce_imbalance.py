@@ -59,9 +59,9 @@ PRESETS: dict[str, dict] = {
     },
     "cpu": {
         "description": "narrow ResNet-12 (16-32-64-128), 2,000 images keeping the presets' class "
-        "proportions, 5 epochs, batch 128, linear eval on 5,000 balanced training and 2,000 test images",
+        "proportions, 8 epochs, batch 128, linear eval on 5,000 balanced training and 2,000 test images",
         "seeds": 1,
-        "epochs": 5,
+        "epochs": 8,
         "widths": [16, 32, 64, 128],
         "batch_size": 128,
         "subset_size": 2000,

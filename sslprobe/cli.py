@@ -144,22 +144,16 @@ def check_devices(trainer_config) -> None:
 
 
 class RunConfigCallback(SaveConfigCallback):
-    """Saves the resolved config as ``<run dir>/config.yaml``; never overwrites another run's."""
+    """Saves the resolved config as ``<run dir>/config.yaml`` (a resumed run keeps its first one).
+
+    A new run never meets an existing config.yaml: `SSLProbeCLI` refuses such a directory earlier.
+    """
 
     def setup(self, trainer, pl_module, stage: str) -> None:
-        if self.already_saved:
-            return
         path = Path(trainer.default_root_dir) / self.config_filename
-        resuming = bool(self.config.get("ckpt_path"))
-        if trainer.is_global_zero:
-            if path.is_file() and not resuming:
-                raise FileExistsError(
-                    f"{path} exists: this run directory belongs to another run; choose another "
-                    "--run.version or resume it with --ckpt_path last"
-                )
-            if not path.is_file():
-                path.parent.mkdir(parents=True, exist_ok=True)
-                self.parser.save(self.config, str(path), skip_none=False, multifile=False)
+        if trainer.is_global_zero and not self.already_saved and not path.is_file():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.parser.save(self.config, str(path), skip_none=False, multifile=False)
         self.already_saved = True
 
 

@@ -96,7 +96,7 @@ class CIFAR10DataModule(LightningDataModule):
             loaders yield ``(uint8 images, labels, seeds)`` and `on_after_batch_transfer` makes
             both views of the whole batch on the training device with `SimCLRBatchAugment` (for
             validation and test too). ``auto``: ``device`` on every accelerator, the CPU
-            included: on the 2-core CPU measured (docs/performance.md) the batched path costs
+            included: on the 2-core CPU measured (README, Performance) the batched path costs
             about 0.23 ms of one core per image (both views) against 4.3 ms for the per-sample
             path, so it leaves more of the cores to the model. Both are pure functions of
             the per-sample seeds, so resume and multi-process runs are exact either way; the two

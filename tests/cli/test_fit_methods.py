@@ -1,4 +1,4 @@
-"""A 2-step ``fit`` of Barlow Twins, VICReg and the supervised baseline on the real CIFAR-10 copy."""
+"""A 2-step ``fit`` of every method but SimCLR (test_run_dirs.py) on the real CIFAR-10 copy."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from conftest import check_run, tiny_args  # tests/cli/conftest.py
 
 # method: (config file, class name); resnet18 configs get the tiny resnet12 too
 METHODS = {
+    "spectral": ("spectral_resnet12_cifar10.yaml", "SpectralContrastive"),
+    "info_nce": ("info_nce_resnet18_cifar10.yaml", "InfoNCE"),
     "barlow_twins": ("barlow_twins_resnet12_cifar10.yaml", "BarlowTwins"),
     "vicreg": ("vicreg_resnet18_cifar10.yaml", "VICReg"),
     "supervised": ("supervised_resnet12_cifar10.yaml", "Supervised"),

@@ -1,0 +1,61 @@
+"""A NaN loss stops the run at its step with one line and an intact checkpoint, or is skipped."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+import torch
+
+from sslprobe.cli import main
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def fit_args(root: Path, cifar_root: Path, version: str, *extra: str) -> list[str]:
+    return [
+        "fit", "--config", str(REPO / "configs" / "quickstart.yaml"),
+        "--model.class_path", "nan_method.SimCLRNaNAtStep", "--model.init_args.nan_step", "2",
+        "--model.init_args.backbone_kwargs", "{widths: [4, 8, 8, 8]}",
+        "--model.init_args.hidden_dim", "16", "--model.init_args.output_dim", "8",
+        "--data.root", str(cifar_root), "--data.subset_size", "100", "--data.batch_size", "20",
+        "--data.num_workers", "0",
+        "--trainer.logger", "lightning.pytorch.loggers.CSVLogger", "--trainer.logger.init_args.save_dir", str(root),
+        "--trainer.callbacks", "null", "--trainer.enable_progress_bar", "false", "--trainer.log_every_n_steps", "1",
+        "--trainer.max_epochs", "1", "--trainer.limit_val_batches", "0",
+        "--checkpoint.every_n_train_steps", "1",
+        "--trainer.default_root_dir", str(root), "--run.experiment", "nan", "--run.version", version, *extra,
+    ]
+
+
+def test_nonfinite_loss_stops_with_one_line_and_keeps_the_last_good_checkpoint(tmp_path, cifar_root, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(fit_args(tmp_path, cifar_root, "stop"))
+    assert stop.value.code == 1
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("sslprobe: error:")]
+    assert len(lines) == 1
+    assert "non-finite loss (nan) from NTXentLoss at step 2, epoch 0" in lines[0]
+    assert "weights not updated" in lines[0] and "checkpoints/last.ckpt" in lines[0]
+    checkpoint = torch.load(tmp_path / "nan" / "stop" / "checkpoints" / "last.ckpt", weights_only=False)
+    assert checkpoint["global_step"] == 2  # the two good steps
+    assert all(torch.isfinite(value).all() for value in checkpoint["state_dict"].values())
+
+
+def test_nonfinite_loss_can_be_skipped(tmp_path, cifar_root):
+    main(fit_args(tmp_path, cifar_root, "skip", "--model.init_args.on_nonfinite", "skip_step",
+                  "--checkpoint.save_top_k", "-1"))
+    run = tmp_path / "nan" / "skip"
+
+    def weights(name: str) -> dict:
+        return torch.load(run / "checkpoints" / name, weights_only=False)["state_dict"]
+
+    before, after = weights("epoch000-step000002.ckpt"), weights("epoch000-step000003.ckpt")
+    parameters = [k for k in before if "running_" not in k and "num_batches_tracked" not in k]  # not BN statistics
+    assert all(torch.equal(before[k], after[k]) for k in parameters), "the skipped step changed the weights"
+    final = weights("last.ckpt")
+    assert any(not torch.equal(after[k], final[k]) for k in after), "training did not go on after the skip"
+    assert all(torch.isfinite(value).all() for value in final.values())
+    with open(run / "metrics.csv") as handle:
+        skipped = [float(row["train/skipped_steps"]) for row in csv.DictReader(handle) if row.get("train/skipped_steps")]
+    assert skipped and max(skipped) == 1.0  # one step skipped in all

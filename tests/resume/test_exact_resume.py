@@ -88,3 +88,16 @@ def test_signal_then_resume_equals_uninterrupted(uninterrupted, cifar_root, sign
     assert 2 <= steps_done < 8, steps_done
     main(fit_args(root, cifar_root, version, "--ckpt_path", "last"))
     assert_same_weights(final_weights(full), final_weights(run_dir))
+
+
+def test_two_runs_with_the_same_seed_are_identical(uninterrupted, cifar_root):
+    root, full = uninterrupted
+    main(fit_args(root, cifar_root, "twin"))
+    twin = root / "resume" / "twin"
+    assert_same_weights(final_weights(full), final_weights(twin))
+    metrics = [(run / "metrics.csv").read_text().splitlines() for run in (full, twin)]
+    assert metrics[0] == metrics[1] and any("train/loss" in line for line in metrics[0][:1])
+    first = torch.load(full / "checkpoints" / "last.ckpt", weights_only=False)
+    second = torch.load(twin / "checkpoints" / "last.ckpt", weights_only=False)
+    assert all(torch.equal(a, b) for a, b in zip(first["optimizer_states"][0]["state"][0].values(),
+                                                 second["optimizer_states"][0]["state"][0].values()))

@@ -351,7 +351,7 @@ def figure(rows: list[dict], path: Path) -> None:
             ax.errorbar(xs, means, yerr=stds, marker="o", capsize=4, label=METHODS[method],
                         linestyle="--" if method == "supervised" else "-")
         ax.set_xticks(range(len(imbalances)), imbalances)
-        ax.set_xlabel("class imbalance of the 20,000-image training subset")
+        ax.set_xlabel("class imbalance of the training subset (the paper's per-class proportions)")
         ax.set_title("with MLP projector" if projector == "mlp" else "without projector")
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("linear-evaluation top-1 accuracy (%)")

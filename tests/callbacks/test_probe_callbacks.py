@@ -18,26 +18,73 @@ pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
 TINY = "{widths: [4, 8, 8, 16]}"
 SMALL_PROBES = [
-    "--probes.spectrum.num_images", "256",
-    "--probes.landscape.num_images", "128", "--probes.landscape.grid_points", "5",
-    "--probes.linear_eval.epochs", "5", "--probes.linear_eval.train_size", "1000",
-    "--probes.linear_eval.test_size", "500", "--probes.linear_eval.knn_k", "20",
+    "--probes.spectrum.num_images",
+    "256",
+    "--probes.landscape.num_images",
+    "128",
+    "--probes.landscape.grid_points",
+    "5",
+    "--probes.linear_eval.epochs",
+    "5",
+    "--probes.linear_eval.train_size",
+    "1000",
+    "--probes.linear_eval.test_size",
+    "500",
+    "--probes.linear_eval.knn_k",
+    "20",
 ]
 
 
 def fit(root: Path, cifar_root: Path, method: str = "sslprobe.methods.SimCLR", *extra: str) -> Path:
-    main([
-        "fit", "--config", str(REPO / "configs" / "quickstart.yaml"), "--config", str(REPO / "callbacks" / "probes.yaml"),
-        "--model.class_path", method, "--model.init_args.backbone_kwargs", TINY,
-        "--model.init_args.hidden_dim", "16", "--model.init_args.output_dim", "8",
-        "--data.root", str(cifar_root), "--data.subset_size", "100", "--data.batch_size", "25",
-        "--data.num_workers", "0", "--data.imbalance", "high",
-        "--trainer.logger", "lightning.pytorch.loggers.CSVLogger", "--trainer.logger.init_args.save_dir", str(root),
-        "--trainer.callbacks", "null", "--trainer.enable_progress_bar", "false",
-        "--trainer.max_epochs", "2", "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "0",
-        "--trainer.default_root_dir", str(root), "--run.experiment", "probes", "--run.version", "v",
-        *SMALL_PROBES, *extra,
-    ])
+    main(
+        [
+            "fit",
+            "--config",
+            str(REPO / "configs" / "quickstart.yaml"),
+            "--config",
+            str(REPO / "callbacks" / "probes.yaml"),
+            "--model.class_path",
+            method,
+            "--model.init_args.backbone_kwargs",
+            TINY,
+            "--model.init_args.hidden_dim",
+            "16",
+            "--model.init_args.output_dim",
+            "8",
+            "--data.root",
+            str(cifar_root),
+            "--data.subset_size",
+            "100",
+            "--data.batch_size",
+            "25",
+            "--data.num_workers",
+            "0",
+            "--data.imbalance",
+            "high",
+            "--trainer.logger",
+            "lightning.pytorch.loggers.CSVLogger",
+            "--trainer.logger.init_args.save_dir",
+            str(root),
+            "--trainer.callbacks",
+            "null",
+            "--trainer.enable_progress_bar",
+            "false",
+            "--trainer.max_epochs",
+            "2",
+            "--trainer.limit_train_batches",
+            "2",
+            "--trainer.limit_val_batches",
+            "0",
+            "--trainer.default_root_dir",
+            str(root),
+            "--run.experiment",
+            "probes",
+            "--run.version",
+            "v",
+            *SMALL_PROBES,
+            *extra,
+        ]
+    )
     return root / "probes" / "v"
 
 
@@ -67,8 +114,13 @@ def test_fit_writes_every_probe_file(probed_run):
     # The 'high' preset's rare classes (counts 0 or a few) are those below the median count.
     counts = linear["train_class_counts"]
     assert sorted(linear["rare_classes"]) == sorted(c for c in range(10) if counts[c] < np.median(counts))
-    for name in ("spectrum.png", "spectrum_heatmap.png", "landscape_epoch1_1d.png", "landscape_epoch1_2d.png",
-                 "linear_eval_per_class.png"):
+    for name in (
+        "spectrum.png",
+        "spectrum_heatmap.png",
+        "landscape_epoch1_1d.png",
+        "landscape_epoch1_2d.png",
+        "linear_eval_per_class.png",
+    ):
         assert (probes / name).stat().st_size > 1000, name
 
 
@@ -93,8 +145,15 @@ def test_probe_entry_rejects_bad_input(probed_run, capsys):
 
 
 def test_landscape_not_scale_invariant_for_spectral_contrastive(tmp_path, cifar_root):
-    run = fit(tmp_path, cifar_root, "sslprobe.methods.SpectralContrastive",
-              "--probes.spectrum", "null", "--probes.linear_eval", "null")
+    run = fit(
+        tmp_path,
+        cifar_root,
+        "sslprobe.methods.SpectralContrastive",
+        "--probes.spectrum",
+        "null",
+        "--probes.linear_eval",
+        "null",
+    )
     report = json.loads((run / "probes" / "landscape_epoch1.json").read_text())
     assert report["scale_invariant"] is False
     assert not (run / "probes" / "linear_eval.json").exists()

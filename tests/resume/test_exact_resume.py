@@ -20,17 +20,45 @@ REPO = Path(__file__).resolve().parents[2]
 def fit_args(root: Path, cifar_root: Path, version: str, *extra: str) -> list[str]:
     """4 batches per epoch, 2 epochs, a checkpoint after every step."""
     return [
-        "fit", "--config", str(REPO / "configs" / "quickstart.yaml"),
-        "--model.init_args.backbone_kwargs", "{widths: [4, 8, 8, 8]}",
-        "--model.init_args.hidden_dim", "16", "--model.init_args.output_dim", "8",
-        "--data.root", str(cifar_root), "--data.subset_size", "80", "--data.batch_size", "20",
-        "--data.num_workers", "0",
-        "--trainer.logger", "lightning.pytorch.loggers.CSVLogger",
-        "--trainer.logger.init_args.save_dir", str(root),
-        "--trainer.callbacks", "null", "--trainer.enable_progress_bar", "false",
-        "--trainer.max_epochs", "2", "--trainer.limit_val_batches", "0",
-        "--checkpoint.every_n_train_steps", "1", "--checkpoint.save_top_k", "-1",
-        "--trainer.default_root_dir", str(root), "--run.experiment", "resume", "--run.version", version,
+        "fit",
+        "--config",
+        str(REPO / "configs" / "quickstart.yaml"),
+        "--model.init_args.backbone_kwargs",
+        "{widths: [4, 8, 8, 8]}",
+        "--model.init_args.hidden_dim",
+        "16",
+        "--model.init_args.output_dim",
+        "8",
+        "--data.root",
+        str(cifar_root),
+        "--data.subset_size",
+        "80",
+        "--data.batch_size",
+        "20",
+        "--data.num_workers",
+        "0",
+        "--trainer.logger",
+        "lightning.pytorch.loggers.CSVLogger",
+        "--trainer.logger.init_args.save_dir",
+        str(root),
+        "--trainer.callbacks",
+        "null",
+        "--trainer.enable_progress_bar",
+        "false",
+        "--trainer.max_epochs",
+        "2",
+        "--trainer.limit_val_batches",
+        "0",
+        "--checkpoint.every_n_train_steps",
+        "1",
+        "--checkpoint.save_top_k",
+        "-1",
+        "--trainer.default_root_dir",
+        str(root),
+        "--run.experiment",
+        "resume",
+        "--run.version",
+        version,
         *extra,
     ]
 
@@ -84,7 +112,9 @@ def test_signal_then_resume_equals_uninterrupted(uninterrupted, cifar_root, sign
         assert "interrupted by SIGTERM" in stderr and "last.ckpt" in stderr
     else:
         assert process.returncode == -signal.SIGKILL
-    steps_done = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["global_step"]
+    steps_done = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)[
+        "global_step"
+    ]
     assert 2 <= steps_done < 8, steps_done
     main(fit_args(root, cifar_root, version, "--ckpt_path", "last"))
     assert_same_weights(final_weights(full), final_weights(run_dir))
@@ -99,5 +129,9 @@ def test_two_runs_with_the_same_seed_are_identical(uninterrupted, cifar_root):
     assert metrics[0] == metrics[1] and any("train/loss" in line for line in metrics[0][:1])
     first = torch.load(full / "checkpoints" / "last.ckpt", weights_only=False)
     second = torch.load(twin / "checkpoints" / "last.ckpt", weights_only=False)
-    assert all(torch.equal(a, b) for a, b in zip(first["optimizer_states"][0]["state"][0].values(),
-                                                 second["optimizer_states"][0]["state"][0].values()))
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(
+            first["optimizer_states"][0]["state"][0].values(), second["optimizer_states"][0]["state"][0].values()
+        )
+    )

@@ -15,17 +15,50 @@ REPO = Path(__file__).resolve().parents[2]
 
 def fit_args(root: Path, cifar_root: Path, version: str, *extra: str) -> list[str]:
     return [
-        "fit", "--config", str(REPO / "configs" / "quickstart.yaml"),
-        "--model.class_path", "nan_method.SimCLRNaNAtStep", "--model.init_args.nan_step", "2",
-        "--model.init_args.backbone_kwargs", "{widths: [4, 8, 8, 8]}",
-        "--model.init_args.hidden_dim", "16", "--model.init_args.output_dim", "8",
-        "--data.root", str(cifar_root), "--data.subset_size", "100", "--data.batch_size", "20",
-        "--data.num_workers", "0",
-        "--trainer.logger", "lightning.pytorch.loggers.CSVLogger", "--trainer.logger.init_args.save_dir", str(root),
-        "--trainer.callbacks", "null", "--trainer.enable_progress_bar", "false", "--trainer.log_every_n_steps", "1",
-        "--trainer.max_epochs", "1", "--trainer.limit_val_batches", "0",
-        "--checkpoint.every_n_train_steps", "1",
-        "--trainer.default_root_dir", str(root), "--run.experiment", "nan", "--run.version", version, *extra,
+        "fit",
+        "--config",
+        str(REPO / "configs" / "quickstart.yaml"),
+        "--model.class_path",
+        "nan_method.SimCLRNaNAtStep",
+        "--model.init_args.nan_step",
+        "2",
+        "--model.init_args.backbone_kwargs",
+        "{widths: [4, 8, 8, 8]}",
+        "--model.init_args.hidden_dim",
+        "16",
+        "--model.init_args.output_dim",
+        "8",
+        "--data.root",
+        str(cifar_root),
+        "--data.subset_size",
+        "100",
+        "--data.batch_size",
+        "20",
+        "--data.num_workers",
+        "0",
+        "--trainer.logger",
+        "lightning.pytorch.loggers.CSVLogger",
+        "--trainer.logger.init_args.save_dir",
+        str(root),
+        "--trainer.callbacks",
+        "null",
+        "--trainer.enable_progress_bar",
+        "false",
+        "--trainer.log_every_n_steps",
+        "1",
+        "--trainer.max_epochs",
+        "1",
+        "--trainer.limit_val_batches",
+        "0",
+        "--checkpoint.every_n_train_steps",
+        "1",
+        "--trainer.default_root_dir",
+        str(root),
+        "--run.experiment",
+        "nan",
+        "--run.version",
+        version,
+        *extra,
     ]
 
 
@@ -43,8 +76,11 @@ def test_nonfinite_loss_stops_with_one_line_and_keeps_the_last_good_checkpoint(t
 
 
 def test_nonfinite_loss_can_be_skipped(tmp_path, cifar_root):
-    main(fit_args(tmp_path, cifar_root, "skip", "--model.init_args.on_nonfinite", "skip_step",
-                  "--checkpoint.save_top_k", "-1"))
+    main(
+        fit_args(
+            tmp_path, cifar_root, "skip", "--model.init_args.on_nonfinite", "skip_step", "--checkpoint.save_top_k", "-1"
+        )
+    )
     run = tmp_path / "nan" / "skip"
 
     def weights(name: str) -> dict:
@@ -57,5 +93,7 @@ def test_nonfinite_loss_can_be_skipped(tmp_path, cifar_root):
     assert any(not torch.equal(after[k], final[k]) for k in after), "training did not go on after the skip"
     assert all(torch.isfinite(value).all() for value in final.values())
     with open(run / "metrics.csv") as handle:
-        skipped = [float(row["train/skipped_steps"]) for row in csv.DictReader(handle) if row.get("train/skipped_steps")]
+        skipped = [
+            float(row["train/skipped_steps"]) for row in csv.DictReader(handle) if row.get("train/skipped_steps")
+        ]
     assert skipped and max(skipped) == 1.0  # one step skipped in all

@@ -17,9 +17,12 @@ sys.modules["reproduce_imbalance"] = study  # dataclasses look their module up h
 spec.loader.exec_module(study)
 
 FIXED_ROWS = [  # method, imbalance, projector, seed, top1
-    ("simclr", "none", "mlp", 0, 0.50), ("simclr", "none", "mlp", 1, 0.60),
-    ("simclr", "high", "mlp", 0, 0.40), ("simclr", "high", "mlp", 1, 0.50),
-    ("spectral", "none", "mlp", 0, 0.40), ("spectral", "high", "mlp", 0, 0.38),
+    ("simclr", "none", "mlp", 0, 0.50),
+    ("simclr", "none", "mlp", 1, 0.60),
+    ("simclr", "high", "mlp", 0, 0.40),
+    ("simclr", "high", "mlp", 1, 0.50),
+    ("spectral", "none", "mlp", 0, 0.40),
+    ("spectral", "high", "mlp", 0, 0.38),
 ]
 
 
@@ -28,9 +31,21 @@ def write_fixed_csv(path: Path) -> None:
         writer = csv.DictWriter(handle, fieldnames=study.CSV_FIELDS)
         writer.writeheader()
         for method, imbalance, projector, seed, top1 in FIXED_ROWS:
-            writer.writerow({"method": method, "imbalance": imbalance, "projector": projector, "seed": seed,
-                             "top1": top1, "knn_top1": top1, "balanced": top1, "rare_mean": "",
-                             "frequent_mean": "", "effective_rank": 3.0, "run_dir": "x"})
+            writer.writerow(
+                {
+                    "method": method,
+                    "imbalance": imbalance,
+                    "projector": projector,
+                    "seed": seed,
+                    "top1": top1,
+                    "knn_top1": top1,
+                    "balanced": top1,
+                    "rare_mean": "",
+                    "frequent_mean": "",
+                    "effective_rank": 3.0,
+                    "run_dir": "x",
+                }
+            )
 
 
 def test_aggregate_only_from_a_fixed_csv(tmp_path, capsys):
@@ -68,8 +83,12 @@ def test_smoke_grid_end_to_end_and_resume(tmp_path, cifar_root, capsys):
     with open(out / "results.csv") as handle:
         rows = list(csv.DictReader(handle))
     cells = {(r["method"], r["imbalance"], r["projector"]) for r in rows}
-    ssl = {(m, i, p) for m in ("simclr", "spectral", "barlow_twins") for i in ("none", "medium", "high")
-           for p in ("mlp", "none")}
+    ssl = {
+        (m, i, p)
+        for m in ("simclr", "spectral", "barlow_twins")
+        for i in ("none", "medium", "high")
+        for p in ("mlp", "none")
+    }
     assert cells == ssl | {("supervised", i, "none") for i in ("none", "medium", "high")}
     assert all(0.0 <= float(r["top1"]) <= 1.0 for r in rows)
     assert (out / "summary.md").is_file() and (out / "figure4.png").is_file()

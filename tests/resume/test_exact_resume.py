@@ -100,13 +100,18 @@ def test_signal_then_resume_equals_uninterrupted(uninterrupted, cifar_root, sign
     run_dir = root / "resume" / version
     env = {**os.environ, "WANDB_MODE": "offline"}
     command = [sys.executable, "-m", "sslprobe", *fit_args(root, cifar_root, version)]
-    process = subprocess.Popen(command, cwd=REPO, env=env, stderr=subprocess.PIPE, text=True)
+    log = open(root / f"{version}.log", "w+")  # a file, not a pipe: a full pipe would stall the run
+    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
     deadline = time.time() + 240
-    while not list((run_dir / "checkpoints").glob("epoch000-step000002*.ckpt")):
+    # The step-3 file appears after last.ckpt was fully written for step 2 (saves are sequential).
+    while not list((run_dir / "checkpoints").glob("epoch000-step000003*.ckpt")):
         assert process.poll() is None and time.time() < deadline, "run ended before it could be interrupted"
         time.sleep(0.05)
     process.send_signal(signum)
-    _, stderr = process.communicate(timeout=240)
+    process.wait(timeout=240)
+    log.seek(0)
+    stderr = log.read()
+    log.close()
     if signum == signal.SIGTERM:
         assert process.returncode == 128 + signal.SIGTERM, stderr[-2000:]
         assert "interrupted by SIGTERM" in stderr and "last.ckpt" in stderr

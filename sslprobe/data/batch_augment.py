@@ -20,14 +20,14 @@ SplitMix64 (Steele et al. 2014) used as a counter-based generator, with counter
 stream 1. No generator state exists, so the views do not depend on the batch composition, the
 order within the batch, the rank or the worker, and exact resume needs nothing saved.
 
-Kernel. Crop, bilinear resize and flip are separable: ``out = R_y · image · R_xᵀ`` with
-per-sample (H, H) and (W, W) interpolation matrices, computed as two batched matrix products.
-The matrices reproduce torchvision's ``resized_crop`` (bilinear, half-pixel centres, source
-coordinates clamped to the crop) exactly whenever the crop is not larger than the output,
-which always holds here because views keep the image size; antialiasing only acts when
-downscaling and so never applies. (``F.grid_sample`` with border padding clamps to the image
-instead of the crop and differs from torchvision at crop edges.) The colour operations follow
-torchvision's functional kernels on float images, vectorised with per-sample factors.
+Kernels. Crop, bilinear resize and flip are one ``grid_sample`` whose grid holds the source
+coordinates of torchvision's ``resized_crop`` (bilinear, half-pixel centres, source coordinates
+clamped to the crop), which it reproduces whenever the crop is not larger than the output;
+that always holds here because views keep the image size, and antialiasing only acts when
+downscaling. (A grid from an affine map with border padding would clamp to the image instead
+of the crop and differ from torchvision at crop edges.) The colour operations follow
+torchvision's functional kernels on float images, vectorised with per-sample factors; the hue
+rotation is the HSV round trip in a branch-free form. Both views go through as one batch.
 
 Differences from the per-sample path, all of them below the uint8 resolution: the per-sample
 path rounds to uint8 after the resize and after each jitter operation, this one stays in
@@ -39,6 +39,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 from sslprobe.data.augment import CIFAR10_MEAN, CIFAR10_STD, check_augmentation
 
@@ -129,6 +130,12 @@ class ViewParameters:
         return cls(zeros, zeros.clone(), zeros + height, zeros + width, false, false.clone(), factors, order,
                    false.clone())
 
+    @classmethod
+    def cat(cls, parts: list[ViewParameters]) -> ViewParameters:
+        """The parameters of several batches, one after the other (rows in order)."""
+        fields = cls.__dataclass_fields__
+        return cls(**{name: torch.cat([getattr(part, name) for part in parts]) for name in fields})
+
 
 def _crop_boxes(
     uniforms: torch.Tensor, height: int, width: int, scale: tuple[float, float], ratio: tuple[float, float]
@@ -209,29 +216,25 @@ def draw_view_parameters(
     )
 
 
-def _interpolation_matrix(start: torch.Tensor, length: torch.Tensor, size: int, dtype: torch.dtype) -> torch.Tensor:
-    """(B,) crop starts and lengths -> (B, size, size) bilinear resize matrices.
+def _source_coordinates(start: torch.Tensor, length: torch.Tensor, size: int) -> torch.Tensor:
+    """(B,) crop starts and lengths -> (B, size) float64 source pixel coordinate of each output pixel.
 
-    Row o holds the weights of output pixel o over the input pixels: source coordinate
-    ``(o + 0.5) · length / size - 0.5`` clamped to [0, length - 1], offset by ``start``
-    (``upsample_bilinear2d`` with ``align_corners=False``).
+    ``(o + 0.5) · length / size - 0.5`` clamped to [0, length - 1] (``upsample_bilinear2d`` with
+    ``align_corners=False`` on the cropped image), then offset by ``start``.
     """
     out = torch.arange(size, device=start.device, dtype=torch.float64)
     length64 = length.to(torch.float64)[:, None]
     source = ((out + 0.5) * length64 / size - 0.5).clamp(min=0.0)
-    source = torch.minimum(source, length64 - 1)  # (B, size)
-    lower = torch.floor(source)
-    weight_upper = (source - lower).to(dtype)
-    lower = lower.to(torch.int64)
-    upper = torch.minimum(lower + 1, length[:, None] - 1)
-    lower, upper = lower + start[:, None], upper + start[:, None]
-    columns = torch.arange(size, device=start.device)
-    matrix = (columns == lower[..., None]).to(dtype) * (1 - weight_upper)[..., None]
-    return matrix + (columns == upper[..., None]).to(dtype) * weight_upper[..., None]  # (B, size, size)
+    return torch.minimum(source, length64 - 1) + start[:, None]
 
 
 def resized_crop_flip(images: torch.Tensor, params: ViewParameters) -> torch.Tensor:
     """Crop each image to its box, resize it bilinearly back to (H, W), flip where asked.
+
+    One ``grid_sample`` call: the sampling grid holds, for every output pixel, the source
+    coordinates torchvision's resize would read, already clamped to the crop (so the border
+    padding of ``grid_sample`` never reaches pixels outside the box), with ``align_corners=True``
+    mapping pixel centres exactly. Coordinates are computed in float64 and rounded once.
 
     Args:
         images: (B, C, H, W) float images.
@@ -241,14 +244,23 @@ def resized_crop_flip(images: torch.Tensor, params: ViewParameters) -> torch.Ten
         (B, C, H, W) float images.
     """
     _, _, height, width = images.shape
-    rows = _interpolation_matrix(params.top, params.height, height, images.dtype)  # (B, H, H)
-    columns = _interpolation_matrix(params.left, params.width, width, images.dtype)  # (B, W, W)
-    columns = torch.where(params.flip[:, None, None], columns.flip(1), columns)
-    batch, channels = images.shape[:2]
-    stacked = images.transpose(1, 2).reshape(batch, height, channels * width)  # (B, H, C·W)
-    stacked = torch.bmm(rows, stacked).reshape(batch, height * channels, width)  # (B, H·C, W)
-    stacked = torch.bmm(stacked, columns.transpose(1, 2))  # (B, H·C, W)
-    return stacked.reshape(batch, height, channels, width).transpose(1, 2).contiguous()  # (B, C, H, W)
+    rows = _source_coordinates(params.top, params.height, height)  # (B, H) pixel coordinates
+    columns = _source_coordinates(params.left, params.width, width)  # (B, W)
+    columns = torch.where(params.flip[:, None], columns.flip(1), columns)
+    # grid_sample's normalised coordinates: -1 and +1 are the centres of the first and last pixel
+    ys = (rows * (2.0 / max(height - 1, 1)) - 1.0).to(images.dtype)
+    xs = (columns * (2.0 / max(width - 1, 1)) - 1.0).to(images.dtype)
+    grid = torch.stack(torch.broadcast_tensors(xs[:, None, :], ys[:, :, None]), dim=-1)  # (B, H, W, 2)
+    out = F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=True)
+    # A box of the whole image is no resize at all (torchvision returns it as is); copy such rows
+    # exactly instead of through rounded grid coordinates.
+    whole = (params.height == height) & (params.width == width)
+    for flipped in (False, True):
+        rows = torch.nonzero(whole & (params.flip == flipped)).squeeze(1)
+        if rows.numel():
+            kept = images.index_select(0, rows)
+            out.index_copy_(0, rows, kept.flip(-1) if flipped else kept)
+    return out
 
 
 def _grayscale(images: torch.Tensor) -> torch.Tensor:
@@ -260,17 +272,19 @@ def _grayscale(images: torch.Tensor) -> torch.Tensor:
 def _blend(images: torch.Tensor, other: torch.Tensor, ratio: torch.Tensor) -> torch.Tensor:
     """``ratio · images + (1 - ratio) · other`` clamped to [0, 1]; ratio (N,)."""
     ratio = ratio.view(-1, 1, 1, 1)
-    return (images * ratio + other * (1 - ratio)).clamp(0, 1)
+    return (images * ratio + other * (1 - ratio)).clamp_(0, 1)
 
 
 def adjust_brightness(images: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
     """Per-sample ``adjust_brightness`` on (N, 3, H, W) floats in [0, 1]; factor (N,)."""
-    return (images * factor.view(-1, 1, 1, 1)).clamp(0, 1)
+    return (images * factor.view(-1, 1, 1, 1)).clamp_(0, 1)
 
 
 def adjust_contrast(images: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
     """Per-sample ``adjust_contrast``: blend with the mean luma of each image."""
-    mean = _grayscale(images).mean(dim=(1, 2, 3), keepdim=True)  # (N, 1, 1, 1)
+    channel_means = images.mean(dim=(2, 3))  # (N, 3): the mean luma is the luma of the channel means
+    weights = torch.tensor(GRAY_WEIGHTS, dtype=images.dtype, device=images.device)
+    mean = (channel_means * weights).sum(dim=1).view(-1, 1, 1, 1)
     return _blend(images, mean, factor)
 
 
@@ -282,36 +296,32 @@ def adjust_saturation(images: torch.Tensor, factor: torch.Tensor) -> torch.Tenso
 def adjust_hue(images: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
     """Per-sample ``adjust_hue``: rotate the HSV hue by ``shift`` (N,) in [-0.5, 0.5].
 
-    The RGB <-> HSV conversions are torchvision's (after Pillow), vectorised over the batch.
+    torchvision's RGB -> HSV -> RGB round trip (after Pillow), written without branches:
+    the hue in sixths of a turn is ``(g - b) / span`` where red is the largest channel,
+    ``2 + (b - r) / span`` where green is, ``4 + (r - g) / span`` where blue is (ties go to
+    red, then green, as there); value and ``span = max - min`` do not change under a hue
+    rotation, and channel ``c`` of the rotated pixel is
+    ``max - span · clamp(2 - d_c, 0, 1)`` with ``d_c`` the circular distance of the new hue
+    to 3 (red), 5 (green) or 1 (blue), which is torchvision's six-sector table in one formula.
+    Grey pixels (span 0) stay unchanged.
     """
     r, g, b = images.unbind(dim=1)
-    maxc, _ = images.max(dim=1)
-    minc, _ = images.min(dim=1)
-    equal = maxc == minc
-    span = maxc - minc
-    ones = torch.ones_like(maxc)
-    saturation = span / torch.where(equal, ones, maxc)
-    divisor = torch.where(equal, ones, span)
-    rc, gc, bc = (maxc - r) / divisor, (maxc - g) / divisor, (maxc - b) / divisor
-    max_is_r = maxc == r
-    max_is_g = (maxc == g) & ~max_is_r
-    max_is_b = ~max_is_r & ~max_is_g
-    hue = (bc - gc) * max_is_r + (2.0 + rc - bc) * max_is_g + (4.0 + gc - rc) * max_is_b
-    hue = torch.fmod(hue * (1.0 / 6.0) + 1.0, 1.0)
-    hue = torch.remainder(hue + shift.view(-1, 1, 1), 1.0)
-
-    h6 = hue * 6
-    sector = torch.floor(h6)
-    fraction = h6 - sector
-    sector = torch.remainder(sector.to(torch.int64), 6)
-    v = maxc
-    p = ((1.0 - saturation) * v).clamp(0, 1)
-    q = ((1.0 - saturation * fraction) * v).clamp(0, 1)
-    t = ((saturation * fraction + 1.0 - saturation) * v).clamp(0, 1)
-    candidates = torch.stack((v, p, q, t), dim=1)  # (N, 4, H, W)
-    select = torch.tensor([[0, 2, 1, 1, 3, 0], [3, 0, 0, 2, 1, 1], [1, 1, 3, 0, 0, 2]], device=images.device)
-    index = select[:, sector].movedim(0, 1)  # (N, 3, H, W)
-    return candidates.gather(1, index)
+    maxc = torch.maximum(torch.maximum(r, g), b)
+    span = maxc - torch.minimum(torch.minimum(r, g), b)
+    is_r = (r == maxc).to(images.dtype)
+    is_g = (g == maxc).to(images.dtype) * (1 - is_r)
+    is_b = 1 - is_r - is_g
+    sixths = is_r * (g - b) + is_g * (b - r + 2 * span) + is_b * (r - g + 4 * span)
+    sixths = sixths / span.clamp_min(torch.finfo(images.dtype).tiny)  # grey: 0 / tiny = 0
+    sixths += 6 * shift.view(-1, 1, 1)
+    sixths -= 6 * torch.floor(sixths * (1 / 6))  # into [0, 6)
+    out = torch.empty_like(images)
+    for channel, centre in ((0, 3.0), (1, 5.0), (2, 1.0)):
+        distance = (sixths - centre).abs_()
+        if centre != 3.0:  # from 3 no point of [0, 6) is more than half a turn away
+            distance = torch.minimum(distance, 6 - distance)
+        torch.sub(maxc, span * (2 - distance).clamp_(0, 1), out=out[:, channel])
+    return out
 
 
 _JITTER_OPERATIONS = {
@@ -348,6 +358,9 @@ def color_jitter(images: torch.Tensor, params: ViewParameters) -> torch.Tensor:
 def render_view(images: torch.Tensor, params: ViewParameters) -> torch.Tensor:
     """One view of float images in [0, 1], before normalisation: crop-resize-flip, jitter, gray.
 
+    Every row depends only on its own image and parameters (no batch statistics), so a view
+    does not depend on which other images share the batch.
+
     Args:
         images: (B, 3, H, W) floats in [0, 1].
         params: per-sample parameters of this view.
@@ -356,8 +369,10 @@ def render_view(images: torch.Tensor, params: ViewParameters) -> torch.Tensor:
         (B, 3, H, W) floats in [0, 1].
     """
     views = color_jitter(resized_crop_flip(images, params), params)
-    gray = _grayscale(views).expand_as(views)
-    return torch.where(params.grayscale.view(-1, 1, 1, 1), gray, views)
+    rows = torch.nonzero(params.grayscale).squeeze(1)
+    if rows.numel():
+        views.index_copy_(0, rows, _grayscale(views.index_select(0, rows)).expand(-1, views.shape[1], -1, -1))
+    return views
 
 
 class SimCLRBatchAugment:
@@ -389,10 +404,10 @@ class SimCLRBatchAugment:
         return draw_view_parameters(seeds, view, height, width, self.crop_scale, self.strength)
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
-        """(B, 3, H, W) floats in [0, 1] -> normalised."""
+        """(B, 3, H, W) floats in [0, 1] -> normalised (a new tensor)."""
         mean = torch.tensor(self.mean, device=images.device, dtype=images.dtype).view(1, -1, 1, 1)
         std = torch.tensor(self.std, device=images.device, dtype=images.dtype).view(1, -1, 1, 1)
-        return (images - mean) / std
+        return (images - mean).div_(std)
 
     def __call__(self, images: torch.Tensor, seeds: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Two normalised float32 views of each image.
@@ -415,7 +430,7 @@ class SimCLRBatchAugment:
             if self.strength == 0:
                 view = self.normalize(pixels)
                 return view, view.clone()
-            return tuple(
-                self.normalize(render_view(pixels, self.parameters(seeds, view, height, width)))
-                for view in (0, 1)
-            )
+            # both views as one batch of 2B rows: rows are independent, so this only saves overhead
+            params = ViewParameters.cat([self.parameters(seeds, view, height, width) for view in (0, 1)])
+            views = self.normalize(render_view(pixels.repeat(2, 1, 1, 1), params))
+            return tuple(views.chunk(2))

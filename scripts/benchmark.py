@@ -50,6 +50,7 @@ from sslprobe.data.sampler import sample_seed
 from sslprobe.methods import SimCLR
 from sslprobe.nn.heads import last_linear
 from sslprobe.probes import linear_evaluation, loss_landscape, spectrum_report
+from sslprobe.runtime import tune_host_allocator
 
 EPOCH_IMAGES = 50_000
 TARGETS = {"fit_vs_bare": 0.95, "batched_vs_pil": 3.0, "landscape": 2.0, "linear": 1.5, "spectrum": 0.02}
@@ -194,6 +195,8 @@ def bench_fit(root: str, settings: Settings, repeats: int) -> dict:
             "fit_images_per_s": median(fit),
             "bare_images_per_s": median(bare),
             "fit_vs_bare": median(fit) / median(bare),
+            "fit_runs": fit, "bare_runs": bare,  # every repeat, in the order run (interleaved)
+            "fit_vs_bare_pairs": [f / b for f, b in zip(fit, bare)],
             "gpu_memory_gib": peak_gpu_memory(name, root, settings),
         }
         print(f"  fit {name}: {median(fit):.1f} img/s, bare loop {median(bare):.1f} img/s", flush=True)
@@ -327,6 +330,7 @@ def bench_augmentation(root: str, settings: Settings, repeats: int) -> dict:
         rows["tensor_per_sample"].append(run_workers(per_sample))
     result = {name: median(values) if values else None for name, values in rows.items()}
     result = {f"{name}_images_per_s": value for name, value in result.items()}
+    result["runs"] = rows
     pil = result["pil_per_sample_images_per_s"]
     best_batched = max(v for k, v in result.items() if k.startswith("batched") and v is not None)
     result.update({
@@ -539,7 +543,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--repeats", type=int, default=None, help="repeats per measurement (median)")
     parser.add_argument("--models", nargs="+", default=None, help="subset of resnet18 resnet12 vit_tiny")
     parser.add_argument("--data-root", default="data", help="folder holding cifar-10-batches-py")
+    parser.add_argument("--default-malloc", action="store_true",
+                        help="leave the host allocator as it is (python -m sslprobe tunes it; see sslprobe/runtime.py)")
     args = parser.parse_args(argv)
+    allocator_tuned = False if args.default_malloc else tune_host_allocator()
     if args.gpu and not torch.cuda.is_available():
         parser.error("--gpu: no CUDA device")
     settings = GPU if args.gpu else QUICK if args.quick else FULL
@@ -556,10 +563,11 @@ def main(argv: list[str] | None = None) -> dict:
         "full": f"batch {settings.batch_size}, {settings.steps} timed steps after {settings.warmup_steps} warm-up",
         "gpu": f"GPU: batch {settings.batch_size}, {settings.precision}, channels_last, device augmentation",
     }[mode]
-    print(f"sslprobe benchmark ({note}; medians of {repeats})", flush=True)
+    allocator = "tuned host allocator" if allocator_tuned else "default host allocator"
+    print(f"sslprobe benchmark ({note}; {allocator}; medians of {repeats})", flush=True)
     started = time.perf_counter()
     results: dict = {"mode": mode, "note": note, "repeats": repeats, "settings": asdict(settings),
-                     "machine": machine()}
+                     "machine": machine(), "host_allocator_tuned": allocator_tuned}
     results["fit"] = bench_fit(args.data_root, settings, repeats)
     results["augmentation"] = bench_augmentation(args.data_root, settings, repeats)
     first = settings.models[0]

@@ -424,7 +424,9 @@ def validate(args: argparse.Namespace) -> None:
         except ValueError:
             ok = False
         if not ok:
-            raise StudyError(f"unknown imbalance {imbalance!r}; valid: none, medium, high, dirichlet:<concentration > 0>")
+            raise StudyError(
+                f"unknown imbalance {imbalance!r}; valid: none, medium, high, dirichlet:<concentration > 0>"
+            )
     unknown = [p for p in args.projectors if p not in PROJECTORS]
     if unknown:
         raise StudyError(f"unknown projector(s) {unknown}; valid: mlp, none")

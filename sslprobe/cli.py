@@ -32,6 +32,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveCon
 from sslprobe.callbacks import ExactResume, LandscapeProbe, LinearEvaluation, Preempted, ProjectorSpectrum
 from sslprobe.data.datamodule import CIFAR10DataModule
 from sslprobe.methods.base import SSLMethod
+from sslprobe.runtime import tune_host_allocator
 
 DEFAULT_ROOT = "runs"
 PROBES = {"spectrum": ProjectorSpectrum, "landscape": LandscapeProbe, "linear_eval": LinearEvaluation}
@@ -326,6 +327,7 @@ def main(args: list[str] | None = None) -> None:
     ``SSLPROBE_DEBUG=1`` shows the full traceback instead.
     """
     os.environ.setdefault("WANDB_SILENT", "true")
+    tune_host_allocator()
     # The run directory is created before the CSV logger sees it; its warning would only confuse.
     warnings.filterwarnings("ignore", message="Experiment logs directory .* exists and is not empty")
     if not wandb_logged_in():
@@ -349,8 +351,8 @@ def main(args: list[str] | None = None) -> None:
 
 
 METHOD_CLASSES = ("SimCLR", "SpectralContrastive", "BarlowTwins", "InfoNCE", "VICReg", "Supervised")
-_STRUCTURE = ("Parser key", "Does not validate", "Subtypes:", "Errors:", "Given value", "- Expected a <class 'NoneType'>",
-              "- Problem with given class_path")
+_STRUCTURE = ("Parser key", "Does not validate", "Subtypes:", "Errors:", "Given value",
+              "- Expected a <class 'NoneType'>", "- Problem with given class_path")
 _UNKNOWN_OPTION = re.compile(
     r"unrecognized arguments: --(?P<a>\S+)|Option '(?P<b>[^']+)' is not accepted|"
     r"does not accept option '(?P<c>[^']+)'|Key '(?P<d>[^']+)' is not expected"
@@ -390,7 +392,8 @@ def explain_parse_error(text: str, known_keys: list[str]) -> str:
     if literal:
         detail = f"expected one of {literal.group(1)}, got {literal.group(2)!r}"
     if "has no attribute" in detail and class_path:
-        detail = f"no class {class_path.group(1)!r}; methods: {', '.join('sslprobe.methods.' + m for m in METHOD_CLASSES)}"
+        methods = ", ".join("sslprobe.methods." + m for m in METHOD_CLASSES)
+        detail = f"no class {class_path.group(1)!r}; methods: {methods}"
     return f"{'.'.join(keys)}: {detail}" if keys else detail
 
 

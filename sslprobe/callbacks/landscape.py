@@ -39,7 +39,9 @@ def resolve_target(method: nn.Module, target: str | None) -> tuple[nn.Linear, nn
         try:
             layer = method.get_submodule(target)
         except AttributeError:
-            raise ProbeTargetError(f"LandscapeProbe target {target!r} is not a module of {type(method).__name__}") from None
+            raise ProbeTargetError(
+                f"LandscapeProbe target {target!r} is not a module of {type(method).__name__}"
+            ) from None
         if not isinstance(layer, nn.Linear):
             raise ProbeTargetError(f"LandscapeProbe target {target!r} is a {type(layer).__name__}, not an nn.Linear")
     if layer is projector:
@@ -97,7 +99,9 @@ class LandscapeProbe(ProbeCallback):
     ):
         super().__init__(every_n_epochs)
         if grid_points < 2:
-            raise ValueError(f"LandscapeProbe: grid_points must be >= 2 (a grid of one point shows no landscape), got {grid_points}")
+            raise ValueError(
+                f"LandscapeProbe: grid_points must be >= 2 (a grid of one point shows no landscape), got {grid_points}"
+            )
         if not grid_max > 0 or num_images < 2 or (batch_size is not None and batch_size < 2):
             raise ValueError("LandscapeProbe needs grid_max > 0, num_images >= 2 and batch_size >= 2")
         self.num_images, self.grid_points, self.grid_max = num_images, grid_points, grid_max

@@ -156,7 +156,8 @@ class SSLMethod(LightningModule):
     def nonfinite_report(self, loss: torch.Tensor) -> str:
         """One line: where the loss became non-finite and what is left to resume from."""
         bad = next((name for name, p in self.named_parameters() if not torch.isfinite(p).all()), None)
-        cause = f"parameter {bad} is already non-finite" if bad else "all parameters finite (the loss itself overflowed)"
+        cause = (f"parameter {bad} is already non-finite" if bad
+                 else "all parameters finite (the loss itself overflowed)")
         checkpoint = getattr(self.trainer.checkpoint_callback, "last_model_path", "") or "none written yet"
         return (f"non-finite loss ({loss.item()}) from {type(self.train_loss).__name__} at step "
                 f"{self.global_step}, epoch {self.current_epoch}; {cause}; weights not updated; last good "

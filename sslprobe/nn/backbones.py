@@ -27,7 +27,8 @@ class ResNet12Block(nn.Module):
         super().__init__()
         layers: list[nn.Module] = []
         for index in range(3):
-            layers.append(nn.Conv2d(in_channels if index == 0 else out_channels, out_channels, 3, padding=1, bias=False))
+            conv_in = in_channels if index == 0 else out_channels
+            layers.append(nn.Conv2d(conv_in, out_channels, 3, padding=1, bias=False))
             layers.append(_norm(norm, out_channels))
             if index < 2:
                 layers.append(nn.LeakyReLU(0.1))
@@ -85,7 +86,9 @@ def resnet18(cifar_stem: bool = True) -> TimmBackbone:
     return TimmBackbone(model)
 
 
-def vit_tiny(img_size: int = 32, patch_size: int = 4, depth: int = 12, embed_dim: int = 192, num_heads: int = 3) -> TimmBackbone:
+def vit_tiny(
+    img_size: int = 32, patch_size: int = 4, depth: int = 12, embed_dim: int = 192, num_heads: int = 3
+) -> TimmBackbone:
     """timm's ViT-Tiny sized for CIFAR (patch 4 on 32×32 gives 64 tokens); features = class token."""
     if img_size % patch_size:
         raise ValueError(f"vit_tiny: image size {img_size} is not divisible by patch size {patch_size}")

@@ -213,6 +213,28 @@ def test_fixed_parameters_equal_torchvision_functional_ops(images):
     torch.testing.assert_close(ours, expected, atol=1e-5, rtol=0)
 
 
+def test_hue_rotation_equals_torchvision_on_grey_ties_and_half_turns():
+    """The branch-free hue formula against ``TF.adjust_hue`` where the HSV branches are decided:
+    grey pixels, ties between the largest channels, pure primaries, and shifts of ±half a turn."""
+    from sslprobe.data.batch_augment import adjust_hue
+
+    generator = torch.Generator().manual_seed(2)
+    images = torch.rand(12, 3, 8, 8, generator=generator)
+    images[0] = images[0, :1]  # grey everywhere
+    images[1, 1] = images[1, 0]  # r == g
+    images[2, 2] = images[2, 1]  # g == b
+    images[3, 2] = images[3, 0]  # r == b
+    images[4] = torch.tensor([1.0, 0.0, 0.0]).view(3, 1, 1)  # pure red, green, blue
+    images[5] = torch.tensor([0.0, 1.0, 0.0]).view(3, 1, 1)
+    images[6] = torch.tensor([0.0, 0.0, 1.0]).view(3, 1, 1)
+    images[7] = (images[7] * 255).round() / 255  # on the uint8 grid, like decoded images
+    shifts = torch.tensor([0.3, -0.5, 0.5, 0.25, 0.1, -0.1, 0.45, -0.33, 0.0, 0.5, -0.5, 0.07])
+    ours = adjust_hue(images, shifts)
+    expected = torch.stack([TF.adjust_hue(image, float(shift)) for image, shift in zip(images, shifts)])
+    torch.testing.assert_close(ours, expected, atol=1e-5, rtol=0)
+    torch.testing.assert_close(ours[0], images[0], atol=0, rtol=0)  # grey stays exactly grey
+
+
 def test_strength_zero_is_identity_plus_normalisation(images):
     seeds = torch.arange(len(images))
     view1, view2 = SimCLRBatchAugment(strength=0.0)(images, seeds)

@@ -1,0 +1,56 @@
+"""The host-allocator setting of the entry point: freed large blocks are reused, not faulted in anew."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+
+import pytest
+
+from sslprobe.runtime import ENV_SWITCH, tune_host_allocator
+
+# Twelve miniature training steps: large activations and their "gradients" alive together, then
+# freed. Prints whether the setting applied and the minor page faults of the last six steps.
+CHILD = """
+import resource, torch
+from sslprobe.runtime import tune_host_allocator
+applied = tune_host_allocator()
+def faults():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+def step():
+    activations = [torch.empty(n * 2**20).fill_(1.0) for n in (16, 8, 16, 4)]
+    gradients = [a * 2 for a in activations]
+    del activations, gradients
+for _ in range(6):
+    step()
+start = faults()
+for _ in range(6):
+    step()
+print(applied, faults() - start)
+"""
+
+PAGES_PER_STEP = 2 * (16 + 8 + 16 + 4) * 2**20 * 4 // 4096  # every block a fresh mapping
+
+
+def faults(switch: str) -> tuple[bool, int]:
+    env = {**os.environ, ENV_SWITCH: switch}
+    output = subprocess.run([sys.executable, "-c", CHILD], env=env, capture_output=True, text=True, check=True)
+    applied, count = output.stdout.split()
+    return applied == "True", int(count)
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="the setting applies to glibc's malloc only")
+def test_tuned_allocator_reuses_freed_blocks_without_page_faults():
+    applied, default_faults = faults("0")
+    assert not applied
+    assert default_faults > 3 * PAGES_PER_STEP, default_faults  # glibc maps and unmaps the large blocks
+    applied, tuned_faults = faults("1")
+    assert applied
+    assert tuned_faults < PAGES_PER_STEP // 4, (tuned_faults, default_faults)  # reused, already mapped
+
+
+def test_switch_off_leaves_the_allocator_alone(monkeypatch):
+    monkeypatch.setenv(ENV_SWITCH, "off")
+    assert tune_host_allocator() is False

@@ -462,13 +462,13 @@ def bench_probes(name: str, root: str, settings: Settings, fit_images_per_s: flo
             "scaling": {"landscape_vs_grid": grid_scaling, "linear_vs_epochs": epoch_scaling}}
 
 
-def bench_batch_scaling(name: str, root: str, settings: Settings, repeats: int, known: dict[int, float]) -> list:
-    rows = []
-    for batch_size in settings.scaling_batch_sizes:
-        value = known.get(batch_size) or median(
-            [fit_throughput(name, root, settings, batch_size) for _ in range(repeats)]
-        )
-        rows.append({"batch_size": batch_size, "fit_images_per_s": value})
+def bench_batch_scaling(name: str, root: str, settings: Settings, repeats: int) -> list:
+    """``fit`` images/s at each batch size, the sizes interleaved within every repeat."""
+    runs = {batch_size: [] for batch_size in settings.scaling_batch_sizes}
+    for _ in range(repeats):
+        for batch_size in settings.scaling_batch_sizes:
+            runs[batch_size].append(fit_throughput(name, root, settings, batch_size))
+    rows = [{"batch_size": b, "fit_images_per_s": median(values), "fit_runs": values} for b, values in runs.items()]
     shown = ", ".join(f"{r['batch_size']}: {r['fit_images_per_s']:.1f}" for r in rows)
     print(f"  fit vs batch size ({name}): {shown}", flush=True)
     return rows
@@ -573,10 +573,9 @@ def main(argv: list[str] | None = None) -> dict:
     first = settings.models[0]
     results["probes"] = [bench_probes(first, args.data_root, settings, results["fit"][first]["fit_images_per_s"],
                                       repeats)]
-    known = {settings.batch_size: results["fit"][first]["fit_images_per_s"]}
     results["scaling"] = {
         "landscape_vs_grid": results["probes"][0]["scaling"]["landscape_vs_grid"],
-        "fit_vs_batch_size": bench_batch_scaling(first, args.data_root, settings, repeats, known),
+        "fit_vs_batch_size": bench_batch_scaling(first, args.data_root, settings, repeats),
         "linear_vs_epochs": results["probes"][0]["scaling"]["linear_vs_epochs"],
         "model": first,
     }

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import tiny_fit_args  # tests/helpers.py
 
 from sslprobe.callbacks import LandscapeProbe
 from sslprobe.callbacks.landscape import ProbeTargetError, resolve_target
@@ -15,7 +16,6 @@ from sslprobe.methods import SimCLR, SpectralContrastive
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[2]
 TINY = "{widths: [4, 8, 8, 16]}"
 SMALL_PROBES = [
     "--probes.spectrum.num_images",
@@ -36,55 +36,16 @@ SMALL_PROBES = [
 
 
 def fit(root: Path, cifar_root: Path, method: str = "sslprobe.methods.SimCLR", *extra: str) -> Path:
-    main(
-        [
-            "fit",
-            "--config",
-            str(REPO / "configs" / "quickstart.yaml"),
-            "--config",
-            str(REPO / "callbacks" / "probes.yaml"),
-            "--model.class_path",
-            method,
-            "--model.init_args.backbone_kwargs",
-            TINY,
-            "--model.init_args.hidden_dim",
-            "16",
-            "--model.init_args.output_dim",
-            "8",
-            "--data.root",
-            str(cifar_root),
-            "--data.subset_size",
-            "100",
-            "--data.batch_size",
-            "25",
-            "--data.num_workers",
-            "0",
-            "--data.imbalance",
-            "high",
-            "--trainer.logger",
-            "lightning.pytorch.loggers.CSVLogger",
-            "--trainer.logger.init_args.save_dir",
-            str(root),
-            "--trainer.callbacks",
-            "null",
-            "--trainer.enable_progress_bar",
-            "false",
-            "--trainer.max_epochs",
-            "2",
-            "--trainer.limit_train_batches",
-            "2",
-            "--trainer.limit_val_batches",
-            "0",
-            "--trainer.default_root_dir",
-            str(root),
-            "--run.experiment",
-            "probes",
-            "--run.version",
-            "v",
-            *SMALL_PROBES,
-            *extra,
-        ]
-    )
+    main([
+        *tiny_fit_args(root, cifar_root, "probes", "v", subset_size=100, batch_size=25, max_epochs=2,
+                       configs=("callbacks/probes.yaml",), model=("--model.class_path", method),
+                       backbone_kwargs=TINY),
+        "--data.imbalance", "high",
+        "--trainer.limit_train_batches", "2",
+        "--trainer.limit_val_batches", "0",
+        *SMALL_PROBES,
+        *extra,
+    ])
     return root / "probes" / "v"
 
 

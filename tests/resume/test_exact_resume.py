@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import tiny_fit_args  # tests/helpers.py
 
 from sslprobe.cli import main
 
@@ -20,45 +21,10 @@ REPO = Path(__file__).resolve().parents[2]
 def fit_args(root: Path, cifar_root: Path, version: str, *extra: str) -> list[str]:
     """4 batches per epoch, 2 epochs, a checkpoint after every step."""
     return [
-        "fit",
-        "--config",
-        str(REPO / "configs" / "quickstart.yaml"),
-        "--model.init_args.backbone_kwargs",
-        "{widths: [4, 8, 8, 8]}",
-        "--model.init_args.hidden_dim",
-        "16",
-        "--model.init_args.output_dim",
-        "8",
-        "--data.root",
-        str(cifar_root),
-        "--data.subset_size",
-        "80",
-        "--data.batch_size",
-        "20",
-        "--data.num_workers",
-        "0",
-        "--trainer.logger",
-        "lightning.pytorch.loggers.CSVLogger",
-        "--trainer.logger.init_args.save_dir",
-        str(root),
-        "--trainer.callbacks",
-        "null",
-        "--trainer.enable_progress_bar",
-        "false",
-        "--trainer.max_epochs",
-        "2",
-        "--trainer.limit_val_batches",
-        "0",
-        "--checkpoint.every_n_train_steps",
-        "1",
-        "--checkpoint.save_top_k",
-        "-1",
-        "--trainer.default_root_dir",
-        str(root),
-        "--run.experiment",
-        "resume",
-        "--run.version",
-        version,
+        *tiny_fit_args(root, cifar_root, "resume", version, subset_size=80, batch_size=20, max_epochs=2),
+        "--trainer.limit_val_batches", "0",
+        "--checkpoint.every_n_train_steps", "1",
+        "--checkpoint.save_top_k", "-1",
         *extra,
     ]
 

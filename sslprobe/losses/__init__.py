@@ -1,4 +1,7 @@
-"""Self-supervised losses: pure functions on two (B, D) batches, with thin nn.Module wrappers."""
+"""Self-supervised losses: pure functions on two (B, D) batches, with thin nn.Module wrappers.
+
+Every loss computes in float32 or wider, also under bf16/fp16 autocast (`precision.full_precision`).
+"""
 
 from sslprobe.losses.barlow_twins import BarlowTwinsLoss, barlow_twins_loss
 from sslprobe.losses.distributed import DistributedUnavailableError, gather_with_grad

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from sslprobe.losses.distributed import gather_views
+from sslprobe.losses.precision import full_precision
 from sslprobe.losses.validation import check_non_negative, check_same_shape
 
 
@@ -22,6 +23,7 @@ def off_diagonal(matrix: torch.Tensor) -> torch.Tensor:
     return matrix.flatten()[:-1].view(n - 1, n + 1)[:, 1:].flatten()
 
 
+@full_precision
 def barlow_twins_loss(
     z1: torch.Tensor,
     z2: torch.Tensor,

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sslprobe.losses.distributed import gather_views
+from sslprobe.losses.precision import full_precision
 from sslprobe.losses.validation import check_non_negative, check_positive, check_same_shape
 
 
@@ -18,6 +19,7 @@ def squared_distances(z: torch.Tensor) -> torch.Tensor:
     return (norms[:, None] + norms[None, :] - 2.0 * (z @ z.T)).clamp_min(0.0)
 
 
+@full_precision
 def info_nce_loss(
     z1: torch.Tensor,
     z2: torch.Tensor,

@@ -7,9 +7,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from sslprobe.losses.distributed import gather_views
+from sslprobe.losses.precision import full_precision
 from sslprobe.losses.validation import check_positive, check_same_shape
 
 
+@full_precision
 def nt_xent_loss(
     z1: torch.Tensor,
     z2: torch.Tensor,

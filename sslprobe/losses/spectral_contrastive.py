@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from sslprobe.losses.distributed import gather_views
+from sslprobe.losses.precision import full_precision
 from sslprobe.losses.validation import check_positive, check_same_shape
 
 
@@ -17,6 +18,7 @@ def clip_norm(z: torch.Tensor, max_norm: float) -> torch.Tensor:
     return torch.where(norms > max_norm, z * (max_norm / norms.clamp_min(1e-12)), z)
 
 
+@full_precision
 def spectral_contrastive_loss(
     z1: torch.Tensor,
     z2: torch.Tensor,

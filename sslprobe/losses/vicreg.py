@@ -8,6 +8,7 @@ from torch import nn
 
 from sslprobe.losses.barlow_twins import off_diagonal
 from sslprobe.losses.distributed import gather_views
+from sslprobe.losses.precision import full_precision
 from sslprobe.losses.validation import check_non_negative, check_same_shape
 
 
@@ -23,6 +24,7 @@ def _covariance_term(z: torch.Tensor) -> torch.Tensor:
     return off_diagonal(covariance).pow(2).sum() / dim
 
 
+@full_precision
 def vicreg_loss(
     z1: torch.Tensor,
     z2: torch.Tensor,

@@ -38,4 +38,4 @@ class Supervised(SSLMethod):
         if not self.training:
             self.log(f"{'val' if not self.trainer.testing else 'test'}/acc",
                      (logits.argmax(1) == targets).float().mean(), sync_dist=True)
-        return F.cross_entropy(logits, targets)
+        return F.cross_entropy(logits.float(), targets)  # float32 under bf16 autocast, like every loss

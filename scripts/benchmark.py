@@ -17,6 +17,12 @@ Sections (one process, same model, batch and machine within each comparison):
   spectrum probe as a fraction of a training epoch of 50,000 images (target <= 2%).
 - ``scaling``: landscape cost vs grid size (one backbone pass whatever the grid), fit
   throughput vs batch size, linear-evaluation cost vs epochs.
+- ``precision``: ``fit`` images/s in float32, channels-last, bf16-mixed and both, as ratios
+  against float32 (the four interleaved in every repeat), for the first model at the main batch
+  and for the CPU study's cell (``resnet12_narrow``: ResNet-12 16-32-64-128 at batch 128); says
+  whether the device runs bfloat16 natively (what ``run.precision: auto`` decides on).
+
+``--only-precision`` runs the last section alone.
 
 Every number is the median over ``--repeats`` repeats. ``--quick`` runs smaller batches,
 fewer steps and smaller probe sets (said in the output) and takes a few minutes on 2 CPU cores.
@@ -50,9 +56,20 @@ from sslprobe.data.sampler import sample_seed
 from sslprobe.methods import SimCLR
 from sslprobe.nn.heads import last_linear
 from sslprobe.probes import linear_evaluation, loss_landscape, spectrum_report
-from sslprobe.runtime import tune_host_allocator
+from sslprobe.runtime import native_bfloat16, tune_host_allocator
 
 EPOCH_IMAGES = 50_000
+# Models besides the backbone names: the CPU imbalance study's cell (scripts/reproduce_imbalance.py --preset cpu).
+MODEL_SPECS = {
+    "resnet12_narrow": {"model": {"backbone": "resnet12", "backbone_kwargs": {"widths": [16, 32, 64, 128]}},
+                        "batch_size": 128},
+}
+PRECISION_VARIANTS = {  # name: (trainer precision, channels_last)
+    "float32": ("32-true", False),
+    "channels_last": ("32-true", True),
+    "bf16": ("bf16-mixed", False),
+    "bf16_channels_last": ("bf16-mixed", True),
+}
 TARGETS = {"fit_vs_bare": 0.95, "batched_vs_pil": 3.0, "landscape": 2.0, "linear": 1.5, "spectrum": 0.02}
 
 
@@ -76,13 +93,14 @@ class Settings:
     device: str = "cpu"
     precision: str = "32-true"
     channels_last: bool = False
+    precision_models: tuple[str, ...] = ("resnet18", "resnet12_narrow")
 
 
 FULL = Settings()
 QUICK = replace(
     FULL, batch_size=8, steps=2, augment_images=1024, landscape_images=64, linear_train_images=256,
     linear_test_images=64, spectrum_images=128, grid_sizes=(11, 41), scaling_batch_sizes=(4, 8),
-    linear_epochs=(10, 100),
+    linear_epochs=(10, 100), precision_models=("resnet12_narrow",),
 )
 GPU = replace(
     FULL, batch_size=512, warmup_steps=5, steps=20, workers=4, augment_images=16384, landscape_images=4096,
@@ -120,7 +138,8 @@ def images_per_second(times: list[float], warmup: int, batch_size: int) -> float
 
 def make_model(name: str, settings: Settings) -> SimCLR:
     torch.manual_seed(0)
-    return SimCLR(backbone=name, channels_last=settings.channels_last)
+    options = MODEL_SPECS[name]["model"] if name in MODEL_SPECS else {"backbone": name}
+    return SimCLR(**options, channels_last=settings.channels_last)
 
 
 def make_datamodule(root: str, settings: Settings, batch_size: int, augment_on: str = "device") -> CIFAR10DataModule:
@@ -474,6 +493,33 @@ def bench_batch_scaling(name: str, root: str, settings: Settings, repeats: int) 
     return rows
 
 
+def bench_precision(root: str, settings: Settings, repeats: int) -> dict:
+    """``fit`` images/s of each precision variant, interleaved per repeat, as ratios against float32."""
+    results = {"native_bfloat16": native_bfloat16(settings.device), "models": {}}
+    for name in settings.precision_models:
+        batch_size = MODEL_SPECS.get(name, {}).get("batch_size") or settings.batch_size
+        if settings.device.startswith("cuda"):
+            batch_size = settings.batch_size
+        runs = {variant: [] for variant in PRECISION_VARIANTS}
+        for _ in range(repeats):
+            for variant, (precision, channels_last) in PRECISION_VARIANTS.items():
+                variant_settings = replace(settings, precision=precision, channels_last=channels_last)
+                runs[variant].append(fit_throughput(name, root, variant_settings, batch_size))
+        float32 = median(runs["float32"])
+        results["models"][name] = {
+            "batch_size": batch_size,
+            "images_per_s": {variant: median(values) for variant, values in runs.items()},
+            "vs_float32": {variant: median(values) / float32 for variant, values in runs.items()},
+            # per repeat, against the float32 run of the same repeat
+            "vs_float32_pairs": {variant: [v / f for v, f in zip(values, runs["float32"])]
+                                 for variant, values in runs.items()},
+            "runs": runs,
+        }
+        shown = ", ".join(f"{variant} {ratio:.2f}x" for variant, ratio in results["models"][name]["vs_float32"].items())
+        print(f"  precision {name} (batch {batch_size}, vs float32 {float32:.1f} img/s): {shown}", flush=True)
+    return results
+
+
 # ------------------------------------------------------------------ report
 def machine() -> dict:
     model = platform.processor()
@@ -492,6 +538,15 @@ def machine() -> dict:
 def table(results: dict) -> str:
     """The ratios with their targets, one line each."""
     lines = [f"{'measure':<52} {'value':>10} {'target':>9}  met"]
+    if "precision" in results:
+        native = results["precision"]["native_bfloat16"] or "no: bfloat16 emulated"
+        for name, row in results["precision"]["models"].items():
+            for variant in ("channels_last", "bf16", "bf16_channels_last"):
+                label = f"fit {variant} / float32, {name} (batch {row['batch_size']})"
+                lines.append(f"{label:<52} {row['vs_float32'][variant]:>10.2f} {'-':>9}  -")
+        lines.append(f"native bfloat16: {native}")
+    if "fit" not in results:  # --only-precision
+        return "\n".join(lines)
 
     def add(label: str, value: float | None, target: str, met: bool | None, fmt: str = "{:.2f}") -> None:
         shown = "n/a" if value is None else fmt.format(value)
@@ -541,8 +596,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--gpu", action="store_true", help="CUDA, batch 512, bf16-mixed, channels_last")
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
     parser.add_argument("--repeats", type=int, default=None, help="repeats per measurement (median)")
-    parser.add_argument("--models", nargs="+", default=None, help="subset of resnet18 resnet12 vit_tiny")
+    parser.add_argument("--models", nargs="+", default=None,
+                        help="subset of resnet18 resnet12 vit_tiny (with --only-precision: also resnet12_narrow)")
     parser.add_argument("--data-root", default="data", help="folder holding cifar-10-batches-py")
+    parser.add_argument("--only-precision", action="store_true", help="only the precision section")
     parser.add_argument("--default-malloc", action="store_true",
                         help="leave the host allocator as it is (python -m sslprobe tunes it; see sslprobe/runtime.py)")
     args = parser.parse_args(argv)
@@ -553,8 +610,9 @@ def main(argv: list[str] | None = None) -> dict:
     if args.quick and args.gpu:
         settings = replace(settings, steps=5, warmup_steps=2, augment_images=4096, linear_train_images=5000,
                            linear_test_images=1000, spectrum_images=2048)
-    if args.models:
-        settings = replace(settings, models=tuple(args.models))
+    if args.models:  # with --only-precision: the models of the precision section
+        models = tuple(args.models)
+        settings = replace(settings, **({"precision_models": models} if args.only_precision else {"models": models}))
     repeats = args.repeats or (1 if args.quick else 3)
     mode = "gpu" if args.gpu else "quick" if args.quick else "full"
     note = {
@@ -568,17 +626,19 @@ def main(argv: list[str] | None = None) -> dict:
     started = time.perf_counter()
     results: dict = {"mode": mode, "note": note, "repeats": repeats, "settings": asdict(settings),
                      "machine": machine(), "host_allocator_tuned": allocator_tuned}
-    results["fit"] = bench_fit(args.data_root, settings, repeats)
-    results["augmentation"] = bench_augmentation(args.data_root, settings, repeats)
-    first = settings.models[0]
-    results["probes"] = [bench_probes(first, args.data_root, settings, results["fit"][first]["fit_images_per_s"],
-                                      repeats)]
-    results["scaling"] = {
-        "landscape_vs_grid": results["probes"][0]["scaling"]["landscape_vs_grid"],
-        "fit_vs_batch_size": bench_batch_scaling(first, args.data_root, settings, repeats),
-        "linear_vs_epochs": results["probes"][0]["scaling"]["linear_vs_epochs"],
-        "model": first,
-    }
+    if not args.only_precision:
+        results["fit"] = bench_fit(args.data_root, settings, repeats)
+        results["augmentation"] = bench_augmentation(args.data_root, settings, repeats)
+        first = settings.models[0]
+        results["probes"] = [bench_probes(first, args.data_root, settings,
+                                          results["fit"][first]["fit_images_per_s"], repeats)]
+        results["scaling"] = {
+            "landscape_vs_grid": results["probes"][0]["scaling"]["landscape_vs_grid"],
+            "fit_vs_batch_size": bench_batch_scaling(first, args.data_root, settings, repeats),
+            "linear_vs_epochs": results["probes"][0]["scaling"]["linear_vs_epochs"],
+            "model": first,
+        }
+    results["precision"] = bench_precision(args.data_root, settings, repeats)
     results["seconds"] = time.perf_counter() - started
     results["machine"]["load_average_1min_end"] = os.getloadavg()[0]
     print(table(results))

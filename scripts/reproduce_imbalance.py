@@ -70,6 +70,7 @@ PRESETS: dict[str, dict] = {
         "linear_train_size": 5000,
         "linear_test_size": 2000,
         "accelerator": "cpu",
+        "precision": "auto",  # bf16-mixed + channels-last where the CPU runs bfloat16 natively
     },
     "smoke": {
         "description": "tiny ResNet-12 (4-8-8-8), 200 images, 1 epoch, linear eval on 1,000 images; "
@@ -121,6 +122,7 @@ def grid(methods: list[str], imbalances: list[str], projectors: list[str], seeds
 def preset_config(preset: dict, data_root: str) -> dict:
     """The preset's overrides as a config fragment (written to DIR/preset.json)."""
     return {
+        "run": {"precision": preset.get("precision")},
         "trainer": {"max_epochs": preset["epochs"], "accelerator": preset["accelerator"], "devices": 1,
                     "log_every_n_steps": 10, "limit_val_batches": 0, "enable_progress_bar": False,
                     "callbacks": [{"class_path": "lightning.pytorch.callbacks.LearningRateMonitor",

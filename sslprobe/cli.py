@@ -25,6 +25,7 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
+from typing import Literal
 
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
@@ -32,7 +33,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveCon
 from sslprobe.callbacks import ExactResume, LandscapeProbe, LinearEvaluation, Preempted, ProjectorSpectrum
 from sslprobe.data.datamodule import CIFAR10DataModule
 from sslprobe.methods.base import SSLMethod
-from sslprobe.runtime import tune_host_allocator
+from sslprobe.runtime import native_bfloat16, resolve_precision, tune_host_allocator
 
 DEFAULT_ROOT = "runs"
 PROBES = {"spectrum": ProjectorSpectrum, "landscape": LandscapeProbe, "linear_eval": LinearEvaluation}
@@ -176,6 +177,11 @@ class SSLProbeCLI(LightningCLI):
         parser.add_argument("--run.version", type=str | None, default=None,
                             help="run name inside the experiment (default: next version_<n>; "
                                  "with --ckpt_path last: the latest run)")
+        parser.add_argument("--run.precision", type=Literal["auto"] | None, default=None,
+                            help="auto: bf16-mixed + channels-last where the hardware runs bfloat16 natively "
+                                 "(CPU with AVX512-BF16 or AMX, CUDA compute capability >= 8.0), 32-true "
+                                 "elsewhere; the choice is written to trainer.precision and "
+                                 "model.init_args.channels_last of the run's config.yaml")
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         for key, probe in PROBES.items():
             parser.add_argument(f"--probes.{key}", type=probe | None, default=None,
@@ -228,6 +234,7 @@ class SSLProbeCLI(LightningCLI):
             check_checkpoint(Path(config.ckpt_path), config.model)
         check_writable(root)
         check_devices(config.trainer)
+        choose_precision(config, fitting=self.subcommand == "fit")
         metrics = self.run_dir / "metrics.csv"
         if config.get("ckpt_path") and metrics.is_file():
             # The CSV logger starts a fresh metrics.csv; keep the interrupted run's rows beside it.
@@ -253,6 +260,34 @@ class SSLProbeCLI(LightningCLI):
         return super().instantiate_trainer(
             default_root_dir=str(self.run_dir), callbacks=[*configured, *probes], **kwargs
         )
+
+
+def main_process() -> bool:
+    """Whether this is the first process of a launch (hints are printed once, not per rank)."""
+    return all(os.environ.get(name, "0") == "0" for name in ("LOCAL_RANK", "NODE_RANK", "RANK", "SLURM_PROCID"))
+
+
+def choose_precision(config, fitting: bool) -> None:
+    """Resolve ``run.precision: auto`` into the config (so config.yaml records the choice).
+
+    Without ``auto``, a float32 ``fit`` on hardware with native bfloat16 prints one line saying what
+    the switch would give; the config itself is never changed then (a config means the same
+    numerics on every machine).
+    """
+    accelerator = config.trainer.get("accelerator")
+    if config.run.get("precision") == "auto":
+        precision, channels_last, why = resolve_precision(accelerator)
+        config.trainer.precision = precision
+        config.model.init_args.channels_last = channels_last
+        if main_process():
+            layout = " + channels-last" if channels_last else ""
+            print(f"sslprobe: run.precision auto: {precision}{layout} ({why})", file=sys.stderr)
+        return
+    precision = str(config.trainer.get("precision") or "32-true")
+    native = native_bfloat16(accelerator)
+    if fitting and native and precision in ("32", "32-true") and main_process():
+        print(f"sslprobe: hint: bfloat16 is native here ({native}): --run.precision auto "
+              "(bf16-mixed + channels-last) trains faster (README: Performance, precision)", file=sys.stderr)
 
 
 KNOWN_KEYS: list[str] = []  # option names of the last parser built, for "did you mean" suggestions

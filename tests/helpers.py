@@ -22,7 +22,9 @@ def tiny_fit_args(
 ) -> list[str]:
     """``fit`` of configs/quickstart.yaml (then ``configs``) shrunk to a tiny ResNet-12 on real data.
 
-    CSV logging under ``root`` only, no extra callbacks, run directory ``root/experiment/version``;
+    float32 (the quickstart's ``run.precision: auto`` is switched off; callers may set
+    ``--trainer.precision``), CSV logging under ``root`` only, no extra callbacks, run directory
+    ``root/experiment/version``;
     ``model`` (e.g. ``--model.class_path`` and its options) goes before the shared model options.
     Callers append their own options.
     """
@@ -46,4 +48,5 @@ def tiny_fit_args(
         "--trainer.default_root_dir", str(root),
         "--run.experiment", experiment,
         "--run.version", version,
+        "--run.precision", "null",
     ]

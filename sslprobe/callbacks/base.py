@@ -4,7 +4,8 @@ A probe callback decides *when* (every ``every_n_epochs`` and once at the end of
 *where* results go (``<run dir>/probes/`` and the loggers); the measurement is its `measure`
 method, which also runs without a trainer (``python -m sslprobe probe``). Probes run on global
 rank 0 only, from the full (identical) weights, in eval mode: no collective is involved, so they
-give the same numbers on 1 or N processes and cannot hang.
+give the same numbers on 1 or N processes and cannot hang. They run with autocast off, in the
+weights' own precision (float32, or float64 under ``64-true``), whatever precision training uses.
 """
 
 from __future__ import annotations
@@ -81,7 +82,8 @@ class ProbeCallback(Callback):
         if not trainer.is_global_zero or trainer.sanity_checking:
             return
         start = time.perf_counter()
-        scalars = self.measure(pl_module, trainer.datamodule, Path(trainer.default_root_dir), epoch)
+        with torch.autocast(device_type=pl_module.device.type, enabled=False):  # bf16 training: probes in fp32
+            scalars = self.measure(pl_module, trainer.datamodule, Path(trainer.default_root_dir), epoch)
         scalars[f"{self.name}/seconds"] = time.perf_counter() - start
         self.log_results(trainer, scalars, epoch)
 

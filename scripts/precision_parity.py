@@ -139,6 +139,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if not args.aggregate_only:
         run(args)
+    elif not (args.out / "runs" / "parity").is_dir():
+        raise SystemExit(f"precision_parity: no runs under {args.out / 'runs' / 'parity'} to aggregate")
     aggregate(args)
 
 

@@ -77,12 +77,13 @@ def test_two_processes_equal_one(tmp_path, cifar_root, method):
         torch.testing.assert_close(
             weights_2[name], weights_1[name], rtol=1e-6, atol=1e-9, msg=lambda m, name=name: f"{name}: {m}"
         )
-    # The probes run on rank 0 from the same weights: the same numbers, and no hang.
-    for name in ("spectrum.npz", "landscape_epoch0.npz"):
+    # The probes run on rank 0 from the same weights: the same numbers, and no hang. The landscape is
+    # evaluated in float32, so weights equal to 1e-6 give losses equal to float32 rounding.
+    for name, rtol, atol in (("spectrum.npz", 1e-5, 1e-9), ("landscape_epoch0.npz", 1e-5, 1e-6)):
         with np.load(single / "probes" / name) as one, np.load(double / "probes" / name) as two:
             assert one.files == two.files
             for key in one.files:
-                np.testing.assert_allclose(two[key], one[key], rtol=1e-3, atol=1e-6, err_msg=f"{name}:{key}")
+                np.testing.assert_allclose(two[key], one[key], rtol=rtol, atol=atol, err_msg=f"{name}:{key}")
     linear_1 = json.loads((single / "probes" / "linear_eval.json").read_text())
     linear_2 = json.loads((double / "probes" / "linear_eval.json").read_text())
     for key in ("top1", "knn_top1", "balanced"):

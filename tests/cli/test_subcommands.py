@@ -80,6 +80,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+@pytest.mark.slow
 @pytest.mark.distributed
 @pytest.mark.timeout(400)
 def test_processes_of_one_torchrun_launch_share_the_job_directory(cifar_root, tmp_path):

@@ -122,6 +122,7 @@ def train_losses(path: Path) -> dict[int, str]:
 
 
 # SIGUSR1 during the last step of epoch 0: the resumed run starts at an epoch boundary.
+@pytest.mark.slow
 @pytest.mark.parametrize(("name", "step"), [("SIGINT", 2), ("SIGUSR1", 3)])
 def test_signal_checkpoints_exits_and_resume_keeps_the_metrics(uninterrupted, cifar_root, capsys, name, step):
     """A signal during a step: the step ends, last.ckpt is written, exit 128 + signal; resumed to the

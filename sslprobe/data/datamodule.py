@@ -272,6 +272,9 @@ class CIFAR10DataModule(LightningDataModule):
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.persistent_workers and self.num_workers > 0,
+            # Its own generator: starting an epoch's iterator must not draw from torch's global RNG,
+            # whose state exact resume restores (views depend only on the sampler's seeds).
+            generator=torch.Generator().manual_seed(self.seed),
         )
 
     def train_sampler(self) -> GlobalBatchSampler:

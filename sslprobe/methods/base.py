@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 import torch
 from lightning.pytorch import LightningModule
+from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
 
 from sslprobe.data.augment import normalize_images
@@ -42,8 +43,9 @@ class SSLMethod(LightningModule):
         momentum: SGD momentum.
         weight_decay: L2 penalty γ on all parameters (γ/2 · |θ|² added to the objective).
         warmup_epochs: linear warm-up length.
-        sync_batchnorm: convert BatchNorm to SyncBatchNorm when training on several processes,
-            so batch statistics are those of the global batch.
+        sync_batchnorm: convert BatchNorm to SyncBatchNorm when training on several GPU processes,
+            so batch statistics are those of the global batch. Several CPU processes keep
+            per-process BatchNorm (SyncBatchNorm needs GPUs): statistics of the local batch.
         channels_last: use the channels-last memory format for images and convolutions.
         compile: ``torch.compile`` the backbone.
         on_nonfinite: when the loss is NaN or infinite, ``stop`` (raise `NonFiniteLossError`
@@ -131,8 +133,19 @@ class SSLMethod(LightningModule):
             object.__setattr__(self, "_compiled_backbone", torch.compile(self.backbone))
 
     def configure_model(self) -> None:
-        if self._trainer is not None and self.trainer.world_size > 1 and self.hparams.sync_batchnorm:
-            nn.SyncBatchNorm.convert_sync_batchnorm(self)
+        if self._trainer is None or self.trainer.world_size == 1 or not self.hparams.sync_batchnorm:
+            return
+        if not any(isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)) for module in self.modules()):
+            return
+        if self.trainer.strategy.root_device.type == "cpu":
+            # torch's SyncBatchNorm runs on GPUs only; CPU processes normalise by their local batch.
+            world = self.trainer.world_size
+            rank_zero_info(
+                f"sslprobe: BatchNorm stays per-process on CPU (SyncBatchNorm needs GPUs): each of the {world} "
+                f"processes normalises by the statistics of its own data.batch_size / {world} images"
+            )
+            return
+        nn.SyncBatchNorm.convert_sync_batchnorm(self)
 
     # --------------------------------------------------------------- training
     def shared_step(self, batch) -> torch.Tensor:

@@ -7,11 +7,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+import yaml
 from helpers import tiny_fit_args  # tests/helpers.py
 
 from sslprobe.callbacks import LandscapeProbe
 from sslprobe.callbacks.landscape import ProbeTargetError, resolve_target
 from sslprobe.cli import main
+from sslprobe.data.datamodule import CIFAR10DataModule
 from sslprobe.methods import SimCLR, SpectralContrastive
 
 pytestmark = pytest.mark.slow
@@ -62,10 +65,27 @@ def test_fit_writes_every_probe_file(probed_run):
         assert spectrum["feature_eigenvalues"].shape == (2, 16)
         assert spectrum["embedding_eigenvalues"].shape == (2, 8)
         assert np.all(np.diff(spectrum["embedding_eigenvalues"], axis=1) <= 1e-12)  # descending
+    # The last measurement is of the final weights: the singular values of the checkpoint's last layer.
+    checkpoint = torch.load(probed_run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    with np.load(probes / "spectrum.npz") as spectrum:
+        expected = torch.linalg.svdvals(checkpoint["state_dict"]["projector.3.weight"].double()).numpy()
+        np.testing.assert_allclose(spectrum["weight_singular_values"][1], expected, rtol=1e-5, atol=1e-7)
     with np.load(probes / "landscape_epoch1.npz") as landscape:
         assert landscape["loss_2d"].shape == (5, 5) and landscape["loss_1d"].shape == (5,)
         assert landscape["a"][0] == 0.0 and landscape["a"][-1] == 2.0
-        assert np.isfinite(landscape["reference_loss"])
+        reference = float(landscape["reference_loss"])
+        assert landscape["a"][2] == 1.0 and float(landscape["loss_1d"][2]) == pytest.approx(reference, rel=1e-5)
+        assert float(landscape["loss_2d"][2, 2]) == pytest.approx(reference, rel=1e-5)  # (r1, r2) = (1, 1)
+    # reference_loss recomputed through the whole model: its loss on the probe's views, per batch of 25
+    method = SimCLR.load_from_checkpoint(probed_run / "checkpoints" / "last.ckpt", map_location="cpu").eval()
+    datamodule = CIFAR10DataModule(**yaml.safe_load((probed_run / "config.yaml").read_text())["data"])
+    datamodule.setup_for_run(probed_run)
+    view1, view2 = LandscapeProbe(num_images=128, grid_points=5).probe_views(datamodule)
+    with torch.no_grad():
+        z1, z2 = method(view1), method(view2)
+    assert len(z1) == 100  # the whole 100-image subset (fewer than num_images)
+    batches = [method.loss_fn(z1[i : i + 25], z2[i : i + 25]) for i in range(0, 100, 25)]
+    assert reference == pytest.approx(float(torch.stack(batches).mean()), rel=1e-5)
     report = json.loads((probes / "landscape_epoch1.json").read_text())
     # SimCLR's cosine NT-Xent with the whole affine map rescaled: the 1-D curve is flat for a > 0.
     assert report["scale_invariant"] is True

@@ -68,6 +68,11 @@ def to_signed(z: int) -> int:
     return z - (1 << 64) if z >= 1 << 63 else z
 
 
+# Largest |ours - torchvision| on [0, 1] pixels allowed (README "Batched augmentation"); measured in
+# float32 on this suite's inputs: 1.85e-6 (views), 9.5e-7 (hue); on 2,048 CIFAR-10 images 2.2e-6.
+FLOAT_ROUNDING = 2.5e-6
+
+
 @pytest.fixture(scope="module")
 def seeds() -> torch.Tensor:
     return torch.tensor([sample_seed(0, 0, i) for i in range(N_DRAWS)], dtype=torch.int64)
@@ -210,7 +215,7 @@ def test_fixed_parameters_equal_torchvision_functional_ops(images):
     assert params.grayscale.any() and (params.height < 32).any()
     ours = render_view(pixels, params)
     expected = torch.stack([reference_view(pixels[row], params, row) for row in range(len(images))])
-    torch.testing.assert_close(ours, expected, atol=1e-5, rtol=0)
+    torch.testing.assert_close(ours, expected, atol=FLOAT_ROUNDING, rtol=0)
 
 
 def test_hue_rotation_equals_torchvision_on_grey_ties_and_half_turns():
@@ -231,7 +236,7 @@ def test_hue_rotation_equals_torchvision_on_grey_ties_and_half_turns():
     shifts = torch.tensor([0.3, -0.5, 0.5, 0.25, 0.1, -0.1, 0.45, -0.33, 0.0, 0.5, -0.5, 0.07])
     ours = adjust_hue(images, shifts)
     expected = torch.stack([TF.adjust_hue(image, float(shift)) for image, shift in zip(images, shifts)])
-    torch.testing.assert_close(ours, expected, atol=1e-5, rtol=0)
+    torch.testing.assert_close(ours, expected, atol=FLOAT_ROUNDING, rtol=0)
     torch.testing.assert_close(ours[0], images[0], atol=0, rtol=0)  # grey stays exactly grey
 
 

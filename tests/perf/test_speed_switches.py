@@ -1,4 +1,6 @@
-"""Every speed switch a user can set runs a short `fit` on the CPU and trains to a finite loss."""
+"""Every speed switch a user can set runs a short `fit` on the CPU, trains to a finite loss, and does
+inside the training step what it claims: channels-last images and weights, bfloat16 autocast, the
+compiled backbone called, the loader settings. Each case is the negative control of the others."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from switch_recorder import SwitchRecorder  # tests/perf/switch_recorder.py
 
 from sslprobe.cli import main
 
@@ -23,7 +26,8 @@ def fit(root: Path, cifar_root: Path, *extra: str) -> Path:
         "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "0",
         "--trainer.logger", "lightning.pytorch.loggers.CSVLogger",
         "--trainer.logger.init_args.save_dir", str(root),
-        "--trainer.default_root_dir", str(root), "--trainer.callbacks", "null",
+        "--trainer.default_root_dir", str(root),
+        "--trainer.callbacks", "[{class_path: switch_recorder.SwitchRecorder}]",
         "--trainer.enable_progress_bar", "false", "--trainer.log_every_n_steps", "1",
         "--run.experiment", "switches", "--run.version", "run",
         *extra,
@@ -43,14 +47,19 @@ def assert_trained(run_dir: Path) -> dict:
 def plain_command_line(monkeypatch):
     monkeypatch.setenv("SSLPROBE_DEBUG", "1")  # a failure shows its traceback
     monkeypatch.setattr("sys.argv", ["sslprobe"])  # pytest's own arguments are not the CLI's
+    SwitchRecorder.records, SwitchRecorder.run = [], {}
+
+
+BF16 = ["--trainer.precision", "bf16-mixed"]
+CHANNELS_LAST = ["--model.init_args.channels_last", "true"]
 
 
 @pytest.mark.parametrize(
     "switches",
     [
-        ["--trainer.precision", "bf16-mixed"],
-        ["--model.init_args.channels_last", "true"],
-        ["--trainer.precision", "bf16-mixed", "--model.init_args.channels_last", "true"],
+        BF16,
+        CHANNELS_LAST,
+        BF16 + CHANNELS_LAST,
         ["--data.num_workers", "2", "--data.persistent_workers", "true", "--data.pin_memory", "true"],
         ["--data.augment_on", "workers", "--data.num_workers", "2"],
     ],
@@ -59,6 +68,22 @@ def plain_command_line(monkeypatch):
 def test_switch_fits(tmp_path, cifar_root, switches):
     extra = switches if "--data.num_workers" in switches else [*switches, "--data.num_workers", "0"]
     assert_trained(fit(tmp_path, cifar_root, *extra))
+    records = SwitchRecorder.records
+    assert len(records) == 4, records  # 2 steps x 2 views through the backbone
+    bf16, channels_last = "bf16-mixed" in switches, "--model.init_args.channels_last" in switches
+    for record in records:
+        assert record["input_dtype"] == torch.float32
+        assert record["autocast"] is bf16
+        if bf16:
+            assert record["autocast_dtype"] == torch.bfloat16
+        assert record["output_dtype"] == (torch.bfloat16 if bf16 else torch.float32)
+        assert record["input_channels_last"] is channels_last
+        assert record["weight_channels_last"] is channels_last
+    workers = int(extra[extra.index("--data.num_workers") + 1])
+    assert SwitchRecorder.run["num_workers"] == workers
+    assert SwitchRecorder.run["persistent_workers"] is ("--data.persistent_workers" in switches)
+    assert SwitchRecorder.run["pin_memory"] is ("--data.pin_memory" in switches)
+    assert SwitchRecorder.run["augments_on_device"] is ("workers" not in switches)
 
 
 @pytest.mark.slow
@@ -69,3 +94,6 @@ def test_compile_fits_and_saves_plain_weights(tmp_path, cifar_root):
     ))
     # the compiled wrapper must not add a second copy of the backbone to the checkpoint
     assert not any("_orig_mod" in key or "_compiled" in key for key in checkpoint["state_dict"])
+    # the compiled module wraps this backbone and is the one every training forward calls
+    assert SwitchRecorder.run["compiled_wraps_backbone"] is True
+    assert SwitchRecorder.run["compiled_calls"].calls == 4  # 2 steps x 2 views

@@ -25,6 +25,14 @@ def test_spectrum_plot(tmp_path):
     )
     labelled(fig)
     assert fig.axes[0].get_yscale() == "log"
+    lines = {line.get_label(): line for line in fig.axes[0].lines}
+    for name, values in (("features", eigenvalues), ("embeddings", eigenvalues[::2])):
+        drawn = np.asarray(lines[name].get_ydata())
+        assert len(drawn) == len(values)
+        np.testing.assert_array_equal(drawn[values > 0], values[values > 0])  # zeros sit at a floor on the log axis
+        assert (drawn[values == 0] > 0).all()
+    threshold = next(line for label, line in lines.items() if label.startswith("collapse threshold"))
+    np.testing.assert_allclose(np.asarray(threshold.get_ydata(), dtype=float), 1e-4 * eigenvalues.max())
     saved(fig, tmp_path / "spectrum.png")
 
 
@@ -45,6 +53,11 @@ def test_landscape_1d_plot_notes_scale_invariance(tmp_path, scale_invariant):
     labelled(fig)
     notes = [text.get_text() for text in fig.axes[0].texts]
     assert any("invariant" in note for note in notes) is scale_invariant
+    lines = {line.get_label(): line for line in fig.axes[0].lines}
+    np.testing.assert_array_equal(lines["loss at a·W"].get_xdata(), a)
+    np.testing.assert_array_equal(lines["loss at a·W"].get_ydata(), loss)
+    trained = lines["trained layer (a = 1)"]
+    assert list(trained.get_xdata()) == [1.0] and list(trained.get_ydata()) == [loss[20]]
     saved(fig, tmp_path / f"landscape_1d_{scale_invariant}.png")
 
 
@@ -55,9 +68,14 @@ def test_landscape_2d_plot_marks_minima_and_reference(tmp_path):
     labelled(fig)
     ax = fig.axes[0]
     assert "r1" in ax.get_xlabel() and "r2" in ax.get_ylabel()
-    markers = [c for c in ax.collections if c.get_label() in ("local minima on grid", "trained layer (1, 1)")]
+    markers = {c.get_label(): c.get_offsets() for c in ax.collections
+               if c.get_label() in ("local minima on grid", "trained layer (1, 1)")}
     assert len(markers) == 2
     assert len(grid_local_minima(loss)) == 1
+    np.testing.assert_array_equal(markers["trained layer (1, 1)"], [[1.0, 1.0]])
+    # the minimum of -(r1² + r2²/2) + 0.4 (r1⁴ + r2⁴) is at r1 = √1.25, r2 = √0.625: marked at the nearest grid point
+    (r1, r2), = np.asarray(markers["local minima on grid"])
+    assert abs(r1 - np.sqrt(1.25)) <= 0.025 and abs(r2 - np.sqrt(0.625)) <= 0.025
     saved(fig, tmp_path / "landscape_2d.png")
 
 
@@ -68,4 +86,7 @@ def test_per_class_bar_chart_highlights_rare_classes(tmp_path):
     labelled(fig)
     bars = fig.axes[0].patches
     assert bars[1].get_facecolor() != bars[0].get_facecolor()
+    assert all((bars[i].get_facecolor() == bars[1].get_facecolor()) is (i in (1, 3, 4, 5, 6)) for i in range(10))
+    heights = [bar.get_height() for bar in bars]
+    np.testing.assert_allclose(heights, [100 * (value or 0.0) for value in per_class])  # percent; no value drawn as 0
     saved(fig, tmp_path / "per_class.png")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -19,10 +21,12 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def fit_args(root: Path, cifar_root: Path, version: str, *extra: str) -> list[str]:
-    """4 batches per epoch, 2 epochs, a checkpoint after every step."""
+    """4 batches per epoch, 2 epochs, a checkpoint after every step; dropout draws from torch's RNG."""
     return [
-        *tiny_fit_args(root, cifar_root, "resume", version, subset_size=80, batch_size=20, max_epochs=2),
+        *tiny_fit_args(root, cifar_root, "resume", version, subset_size=80, batch_size=20, max_epochs=2,
+                       model=("--model.class_path", "resume_method.SimCLRWithDropout")),
         "--trainer.limit_val_batches", "0",
+        "--trainer.log_every_n_steps", "1",
         "--checkpoint.every_n_train_steps", "1",
         "--checkpoint.save_top_k", "-1",
         *extra,
@@ -64,8 +68,11 @@ def test_signal_then_resume_equals_uninterrupted(uninterrupted, cifar_root, sign
     root, full = uninterrupted
     version = f"signal_{signum}"
     run_dir = root / "resume" / version
-    env = {**os.environ, "WANDB_MODE": "offline"}
-    command = [sys.executable, "-m", "sslprobe", *fit_args(root, cifar_root, version)]
+    env = {**os.environ, "WANDB_MODE": "offline",
+           "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])}
+    # Steps of at least 0.5 s: the signal lands well before the run's 8th and last step.
+    command = [sys.executable, "-m", "sslprobe",
+               *fit_args(root, cifar_root, version, "--model.init_args.step_seconds", "0.5")]
     log = open(root / f"{version}.log", "w+")  # a file, not a pipe: a full pipe would stall the run
     process = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
     deadline = time.time() + 240
@@ -106,3 +113,45 @@ def test_two_runs_with_the_same_seed_are_identical(uninterrupted, cifar_root):
             first["optimizer_states"][0]["state"][0].values(), second["optimizer_states"][0]["state"][0].values()
         )
     )
+
+
+def train_losses(path: Path) -> dict[int, str]:
+    """``train/loss`` of each step of a metrics CSV, as written."""
+    with open(path, newline="") as handle:
+        return {int(row["step"]): row["train/loss"] for row in csv.DictReader(handle) if row.get("train/loss")}
+
+
+# SIGUSR1 during the last step of epoch 0: the resumed run starts at an epoch boundary.
+@pytest.mark.slow
+@pytest.mark.parametrize(("name", "step"), [("SIGINT", 2), ("SIGUSR1", 3)])
+def test_signal_checkpoints_exits_and_resume_keeps_the_metrics(uninterrupted, cifar_root, capsys, name, step):
+    """A signal during a step: the step ends, last.ckpt is written, exit 128 + signal; resumed to the
+    end, the weights are the uninterrupted run's and the interrupted run's metrics.csv is kept."""
+    root, full = uninterrupted
+    signum = getattr(signal, name)
+    previous = signal.getsignal(signum)
+    run_dir = root / "resume" / f"in_process_{name}"
+    with pytest.raises(SystemExit) as stop:
+        main(fit_args(root, cifar_root, run_dir.name, "--model.init_args.signal_at_step", str(step),
+                      "--model.init_args.signal_name", name))
+    assert stop.value.code == 128 + signum
+    err = capsys.readouterr().err
+    assert (f"sslprobe: interrupted by {name} after step {step + 1}; checkpoint {run_dir}/checkpoints/last.ckpt "
+            "written; resume with --ckpt_path last") in err
+    assert signal.getsignal(signum) == previous  # the handler is handed back
+    checkpoint = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert checkpoint["global_step"] == step + 1
+    interrupted = (run_dir / "metrics.csv").read_text()
+    # The exit comes after the checkpoint and before Lightning logs the step's metrics: no row for it.
+    assert sorted(train_losses(run_dir / "metrics.csv")) == list(range(step))
+
+    main(fit_args(root, cifar_root, run_dir.name, "--ckpt_path", "last"))
+    assert_same_weights(final_weights(full), final_weights(run_dir))
+    kept = list(run_dir.glob("metrics.until_*.csv"))
+    assert len(kept) == 1 and re.fullmatch(r"metrics\.until_\d{8}-\d{6}\.csv", kept[0].name), kept
+    assert kept[0].read_text() == interrupted
+    # The kept rows and the resumed run's rows are the uninterrupted run's loss curve, as written.
+    resumed = train_losses(run_dir / "metrics.csv")
+    assert sorted(resumed) == list(range(step + 1, 8))
+    expected = train_losses(full / "metrics.csv")
+    assert {**train_losses(kept[0]), **resumed} == {k: v for k, v in expected.items() if k != step}

@@ -8,6 +8,7 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
@@ -90,7 +91,20 @@ def test_smoke_grid_end_to_end_and_resume(tmp_path, cifar_root, capsys):
         for p in ("mlp", "none")
     }
     assert cells == ssl | {("supervised", i, "none") for i in ("none", "medium", "high")}
-    assert all(0.0 <= float(r["top1"]) <= 1.0 for r in rows)
+    # Every row holds its own cell's measurements: the run's linear_eval.json, and the RankMe of the
+    # last embedding spectrum in its spectrum.npz (recomputed here from the covariance eigenvalues).
+    for row in rows:
+        run = out / row["run_dir"]
+        assert run.name == f"{row['method']}_{row['imbalance']}_{row['projector']}_seed{row['seed']}"
+        linear = json.loads((run / "probes" / "linear_eval.json").read_text())
+        for key in ("top1", "knn_top1", "balanced", "rare_mean", "frequent_mean"):
+            assert float(row[key]) == pytest.approx(linear[key], rel=1e-12), (row["run_dir"], key)
+        per_class = [value for value in linear["per_class"] if value is not None]
+        assert linear["balanced"] == pytest.approx(float(np.mean(per_class)), rel=1e-9)
+        with np.load(run / "probes" / "spectrum.npz") as spectrum:
+            sigma = np.sqrt(np.clip(spectrum["embedding_eigenvalues"][-1], 0, None))
+        share = sigma[sigma > 0] / sigma.sum()
+        assert float(row["effective_rank"]) == pytest.approx(float(np.exp(-(share * np.log(share)).sum())), rel=1e-3)
     assert (out / "summary.md").is_file() and (out / "figure4.png").is_file()
     # Each cell's subset follows its preset (rescaled to 200 images).
     subset = json.loads((out / "runs" / "imbalance" / "simclr_high_mlp_seed0" / "subset.json").read_text())

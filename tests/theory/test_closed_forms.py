@@ -374,7 +374,11 @@ def test_bias_with_normalization_caps_the_rank():
     dim = 6
     B, Sigma = torch.eye(dim), torch.eye(dim) * 1.0001
     assert bias_normalized_max_rank(B, Sigma, norm=1.0) == 2
-    assert bias_normalized_stationary_gram(B, Sigma, torch.tensor([0, 0, 0, 0, 1, 1]), norm=1.0) is not None
+    gram = bias_normalized_stationary_gram(B, Sigma, torch.tensor([0, 0, 0, 0, 1, 1]), norm=1.0)
+    # Eq. 9 on the kept directions: WᵀW = ½ Σ⁻¹ B_M Σ⁻¹ = ½ / 1.0001² there, 0 elsewhere; ρ = 0.9999 ≤ c
+    expected = torch.diag(torch.tensor([0, 0, 0, 0, 1, 1], dtype=Sigma.dtype)) * 0.5 / 1.0001**2
+    torch.testing.assert_close(gram, expected, rtol=1e-6, atol=1e-12)
+    assert float(torch.trace(gram @ Sigma)) == pytest.approx(2 * 0.5 / 1.0001, rel=1e-9)
     assert bias_normalized_stationary_gram(B, Sigma, torch.tensor([0, 0, 0, 1, 1, 1]), norm=1.0) is None
 
 

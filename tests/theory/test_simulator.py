@@ -115,7 +115,13 @@ def test_mlp_training_runs_batched_and_reports_convergence():
     factors = torch.stack([0.2 * torch.eye(3), 2.0 * torch.eye(3)])
     result = train_mlp_models(data, factors, functools.partial(info_nce_loss, beta=0.5), hidden_dim=8, output_dim=2,
                               activation="tanh", steps=100, seed=10)
-    assert result.networks.last.shape == (2, 2, 8)
-    assert result.networks(data).shape == (2, 16, 2)
-    assert result.loss_curve.shape == (2, 100)
-    assert torch.isfinite(result.convergence.gradient_norm).all()
+    net = result.networks
+    assert net.last.shape == (2, 2, 8) and result.loss_curve.shape == (2, 100)
+    # the batched forward equals each network evaluated on its own, f(x) = W3 tanh(W2 tanh(W1 x))
+    for m in range(2):
+        alone = torch.tanh(torch.tanh(data.float() @ net.first[m].T) @ net.second[m].T) @ net.last[m].T
+        torch.testing.assert_close(net(data.float())[m], alone, rtol=1e-5, atol=1e-6)
+    # the two models are trained independently: different noise, different networks and curves
+    assert not torch.allclose(net.last[0], net.last[1]) and not torch.equal(result.loss_curve[0], result.loss_curve[1])
+    assert torch.isfinite(result.loss_curve).all()
+    assert (result.convergence.gradient_norm > 0).all() and torch.isfinite(result.convergence.gradient_norm).all()

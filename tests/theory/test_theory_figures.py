@@ -40,6 +40,23 @@ def test_quick_run_writes_every_figure_and_a_consistent_json(tmp_path):
     assert left["predicted_exponent"] < -2.5  # Eq. 9's a / (a + σ²)² tends to σ⁻⁴
     mid = results["fig5_mid"]
     assert all(row["eq8_rank"] <= row["derived_rank"] or row["a_min"] <= 1e-9 for row in mid["rows"])
+    # Predictions recomputed here from the derived origin Hessian B = βK/(K+1)·A0 − (1−β)C (α = 1),
+    # K = 2·batch − 2 negatives per anchor; the printed form collapses at σ² = a / (1 − β).
+    fig1 = results["fig1"]
+    beta, k = fig1["setup"]["beta"], 2 * fig1["setup"]["batch"] - 2
+    for case in fig1["cases"].values():
+        b = [beta * k / (k + 1) - (1 - beta) * c for c in case["noise_covariance_diagonal"]]  # A0 = I
+        assert case["predicted_rank"] == sum(value > 0 for value in b)
+    assert fig1["agrees"] is all(c["predicted_rank"] == c["measured_rank"] for c in fig1["cases"].values())
+    beta, k = 0.5, 2 * right["setup"]["batch"] - 2
+    assert right["setup"]["beta"] == beta
+    for a, predicted, printed in zip(right["setup"]["A0"], right["predicted_critical_sigma"],
+                                     right["paper_printed_critical_sigma"]):
+        assert math.isclose(predicted, math.sqrt(beta * k / (k + 1) * a / (1 - beta)), rel_tol=1e-6)
+        assert math.isclose(printed, math.sqrt(a / (1 - beta)), rel_tol=1e-6)
+    assert right["agrees"] is (max(right["relative_disagreement"]) < 0.15)
+    fig6 = results["fig6"]
+    assert fig6["agrees"] is (fig6["relative_disagreement"] < 0.5)
 
 
 def test_unwritable_out_is_a_one_line_error(tmp_path):

@@ -30,6 +30,7 @@ def fit(root: Path, cifar_root: Path, *extra: str) -> Path:
         "--trainer.callbacks", "[{class_path: switch_recorder.SwitchRecorder}]",
         "--trainer.enable_progress_bar", "false", "--trainer.log_every_n_steps", "1",
         "--run.experiment", "switches", "--run.version", "run",
+        "--run.precision", "null",  # each case sets its own numerics (the quickstart's is auto)
         *extra,
     ])
     return root / "switches" / "run"

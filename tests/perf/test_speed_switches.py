@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from switch_recorder import SwitchRecorder  # tests/perf/switch_recorder.py
 
 from sslprobe.cli import main
@@ -98,3 +99,16 @@ def test_compile_fits_and_saves_plain_weights(tmp_path, cifar_root):
     # the compiled module wraps this backbone and is the one every training forward calls
     assert SwitchRecorder.run["compiled_wraps_backbone"] is True
     assert SwitchRecorder.run["compiled_calls"].calls == 4  # 2 steps x 2 views
+
+
+def test_auto_precision_trains_with_what_it_records(tmp_path, cifar_root):
+    """``--run.precision auto``: the steps run with the numerics written to the run's config.yaml."""
+    run_dir = fit(tmp_path, cifar_root, "--run.precision", "auto", "--data.num_workers", "0")
+    saved = yaml.safe_load((run_dir / "config.yaml").read_text())
+    bf16 = saved["trainer"]["precision"] == "bf16-mixed"
+    channels_last = saved["model"]["init_args"]["channels_last"]
+    assert saved["trainer"]["precision"] in ("bf16-mixed", "32-true") and channels_last is bf16
+    assert len(SwitchRecorder.records) == 4
+    for record in SwitchRecorder.records:
+        assert record["autocast"] is bf16 and record["output_dtype"] == (torch.bfloat16 if bf16 else torch.float32)
+        assert record["input_channels_last"] is channels_last and record["weight_channels_last"] is channels_last

@@ -63,7 +63,11 @@ class ProbeCallback(Callback):
 
     # ------------------------------------------------------------- to implement
     def measure(self, method: LightningModule, datamodule, run_dir: Path, epoch: int) -> dict:
-        """Measure, write files under ``run_dir/probes``; return scalars to log (and figures)."""
+        """Measure, write files under ``run_dir/probes``; return scalars to log (and figures).
+
+        ``epoch`` counts from 1 (the number of the epoch just trained, as users count), and names
+        the files and figure titles; logged metrics keep Lightning's 0-based ``epoch`` column.
+        """
         raise NotImplementedError
 
     # ---------------------------------------------------------------- schedule
@@ -81,12 +85,14 @@ class ProbeCallback(Callback):
         if not trainer.is_global_zero or trainer.sanity_checking:
             return
         start = time.perf_counter()
-        scalars = self.measure(pl_module, trainer.datamodule, Path(trainer.default_root_dir), epoch)
+        scalars = self.measure(pl_module, trainer.datamodule, Path(trainer.default_root_dir), epoch + 1)
         scalars[f"{self.name}/seconds"] = time.perf_counter() - start
         self.log_results(trainer, scalars, epoch)
 
     # ----------------------------------------------------------------- logging
     def log_results(self, trainer: Trainer, scalars: dict, epoch: int) -> None:
+        """Log ``scalars`` (and their figures) to ``trainer.loggers`` at ``trainer.global_step``;
+        ``epoch`` is Lightning's 0-based index, as in the other rows of the loggers."""
         figures = scalars.pop("figures", {})
         for logger in trainer.loggers:
             logger.log_metrics({**scalars, "epoch": epoch}, step=trainer.global_step)

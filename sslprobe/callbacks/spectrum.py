@@ -28,7 +28,7 @@ class ProjectorSpectrum(ProbeCallback):
     the covariance of backbone features and of embeddings on a fixed probe set of
     ``num_images`` test images (no augmentation, eval mode); derives effective rank (RankMe),
     stable rank and the number of collapsed directions (eigenvalue below
-    ``collapse_threshold`` × the largest). Writes ``probes/spectrum.npz`` (arrays ``epochs``,
+    ``collapse_threshold`` × the largest). Writes ``probes/spectrum.npz`` (arrays ``epochs`` (counted from 1),
     ``weight_singular_values``, ``feature_eigenvalues``, ``embedding_eigenvalues`` with one row
     per measurement, plus the derived scalars per row), ``probes/spectrum.png`` and
     ``probes/spectrum_heatmap.png``. The history survives resume (``state_dict``).

@@ -57,16 +57,16 @@ def probed_run(tmp_path_factory, cifar_root) -> Path:
 def test_fit_writes_every_probe_file(probed_run):
     probes = probed_run / "probes"
     with np.load(probes / "spectrum.npz") as spectrum:
-        assert spectrum["epochs"].tolist() == [0, 1]
+        assert spectrum["epochs"].tolist() == [1, 2]  # counted from 1
         assert spectrum["weight_singular_values"].shape == (2, 8)  # 8 x 16 last layer
         assert spectrum["feature_eigenvalues"].shape == (2, 16)
         assert spectrum["embedding_eigenvalues"].shape == (2, 8)
         assert np.all(np.diff(spectrum["embedding_eigenvalues"], axis=1) <= 1e-12)  # descending
-    with np.load(probes / "landscape_epoch1.npz") as landscape:
+    with np.load(probes / "landscape_epoch2.npz") as landscape:
         assert landscape["loss_2d"].shape == (5, 5) and landscape["loss_1d"].shape == (5,)
         assert landscape["a"][0] == 0.0 and landscape["a"][-1] == 2.0
         assert np.isfinite(landscape["reference_loss"])
-    report = json.loads((probes / "landscape_epoch1.json").read_text())
+    report = json.loads((probes / "landscape_epoch2.json").read_text())
     # SimCLR's cosine NT-Xent with the whole affine map rescaled: the 1-D curve is flat for a > 0.
     assert report["scale_invariant"] is True
     linear = json.loads((probes / "linear_eval.json").read_text())
@@ -78,8 +78,8 @@ def test_fit_writes_every_probe_file(probed_run):
     for name in (
         "spectrum.png",
         "spectrum_heatmap.png",
-        "landscape_epoch1_1d.png",
-        "landscape_epoch1_2d.png",
+        "landscape_epoch2_1d.png",
+        "landscape_epoch2_2d.png",
         "linear_eval_per_class.png",
     ):
         assert (probes / name).stat().st_size > 1000, name
@@ -93,7 +93,7 @@ def test_probe_entry_remeasures_a_checkpoint(probed_run, capsys):
     assert after["top1"] == pytest.approx(before["top1"], abs=1e-6)  # same weights, same protocol
     with np.load(probed_run / "probes" / "spectrum.npz") as spectrum:
         # the history saved with the checkpoint continues: two epochs from training, one from `probe`
-        assert spectrum["epochs"].tolist() == [0, 1, 1]
+        assert spectrum["epochs"].tolist() == [1, 2, 2]
         assert np.allclose(spectrum["embedding_eigenvalues"][1], spectrum["embedding_eigenvalues"][2], rtol=1e-5)
     assert "wrote" in capsys.readouterr().out
 
@@ -115,7 +115,7 @@ def test_landscape_not_scale_invariant_for_spectral_contrastive(tmp_path, cifar_
         "--probes.linear_eval",
         "null",
     )
-    report = json.loads((run / "probes" / "landscape_epoch1.json").read_text())
+    report = json.loads((run / "probes" / "landscape_epoch2.json").read_text())
     assert report["scale_invariant"] is False
     assert not (run / "probes" / "linear_eval.json").exists()
 

@@ -74,7 +74,7 @@ def test_two_processes_equal_one(tmp_path, cifar_root, method):
             weights_2[name], weights_1[name], rtol=1e-6, atol=1e-9, msg=lambda m, name=name: f"{name}: {m}"
         )
     # The probes run on rank 0 from the same weights: the same numbers, and no hang.
-    for name in ("spectrum.npz", "landscape_epoch0.npz"):
+    for name in ("spectrum.npz", "landscape_epoch1.npz"):
         with np.load(single / "probes" / name) as one, np.load(double / "probes" / name) as two:
             assert one.files == two.files
             for key in one.files:

@@ -226,7 +226,10 @@ class SSLProbeCLI(LightningCLI):
         # Parse errors raise (and become one line in `main`) instead of printing the whole usage.
         quiet = {"exit_on_error": False, "allow_abbrev": False}
         per_subcommand = {name: dict(quiet) for name in self.subcommands()}
-        kwargs.setdefault("parser_kwargs", {**quiet, "prog": "python -m sslprobe", **per_subcommand})
+        description = ("Subcommands fit, validate, test, predict (Lightning) and probe (the probes on a saved "
+                       "checkpoint: python -m sslprobe probe --help).")
+        kwargs.setdefault("parser_kwargs", {**quiet, "prog": "python -m sslprobe", "description": description,
+                                            **per_subcommand})
         super().__init__(SSLMethod, CIFAR10DataModule, *args, subclass_mode_model=True, **kwargs)
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
@@ -488,6 +491,25 @@ def describe_logger(logger) -> str:
     return f"W&B run {logger.experiment.id} ({mode}, {logger.experiment.dir})"
 
 
+SUBCOMMANDS = ("fit", "validate", "test", "predict", "probe")
+
+
+class UsageError(ValueError):
+    """No subcommand, or one that does not exist."""
+
+
+def check_subcommand(argv: list[str]) -> None:
+    """The first argument is one of `SUBCOMMANDS` (or an option such as --help), else a `UsageError`."""
+    choices = ", ".join(SUBCOMMANDS)
+    if not argv:
+        raise UsageError(f"give a subcommand: python -m sslprobe {{{choices.replace(', ', ',')}}} ... "
+                         "(probe measures a checkpoint; add --help after any of them for its options)")
+    if not argv[0].startswith("-") and argv[0] not in SUBCOMMANDS:
+        close = difflib.get_close_matches(argv[0], SUBCOMMANDS, n=1, cutoff=0.5)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise UsageError(f"unknown subcommand {argv[0]!r}{hint} (choose from {choices})")
+
+
 class _DropLines(logging.Filter):
     """Drops log records whose message starts with one of ``prefixes``."""
 
@@ -545,6 +567,7 @@ def main(args: list[str] | None = None) -> None:
         os.environ.setdefault("WANDB_MODE", "offline")
     argv = sys.argv[1:] if args is None else list(args)
     try:
+        check_subcommand(argv)
         if argv[:1] == ["probe"]:
             probe_checkpoint(argv[1:])
         else:
@@ -558,7 +581,7 @@ def main(args: list[str] | None = None) -> None:
         if os.environ.get("SSLPROBE_DEBUG"):
             raise
         print(f"sslprobe: error: {error_line(error, KNOWN_KEYS)}", file=sys.stderr)
-        sys.exit(2 if isinstance(error, argparse.ArgumentError) else 1)
+        sys.exit(2 if isinstance(error, (argparse.ArgumentError, UsageError)) else 1)
     finally:
         finish_wandb()
 

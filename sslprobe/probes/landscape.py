@@ -550,7 +550,9 @@ def landscape_report(
     - ``origin``: "maximum" when the 1-D loss decreases from a = 0 to the next grid value
       (the paper's criterion: the origin is a local maximum along a, so W = 0, complete
       collapse, is not a local minimum), "minimum" when it increases, "flat" when the change is
-      within ``flat_rtol`` relative; None when the grid does not start at a = 0.
+      within ``flat_rtol`` relative; None when the grid does not start at a = 0 or the loss is
+      ``scale_invariant`` (the 1-D curve is then flat by construction and says nothing about the
+      origin). ``origin_is_local_max`` is None exactly when ``origin`` is.
     - ``scale_invariant``: the 1-D loss *without* the weight-decay term (``relative_range_1d``)
       varies over a in ``flat_range`` by at most ``flat_rtol`` × its largest magnitude. Then the
       1-D curve is that of the decay term alone and carries no information about the loss (nor
@@ -581,7 +583,7 @@ def landscape_report(
     scale_invariant = bool(in_range.sum() >= 2 and range_1d <= flat_rtol)
 
     origin = None
-    if a.size >= 2 and a[0] == 0.0:
+    if a.size >= 2 and a[0] == 0.0 and not scale_invariant:
         change = loss_1d[1] - loss_1d[0]
         tolerance = flat_rtol * max(abs(loss_1d[0]), abs(loss_1d[1]), 1e-12)
         origin = "maximum" if change < -tolerance else "minimum" if change > tolerance else "flat"
@@ -610,7 +612,7 @@ def landscape_report(
         "min_2d_loss": float(loss_2d[i1, i2]),
         "reference_loss": float(result.reference_loss),
         "origin": origin,
-        "origin_is_local_max": origin == "maximum",
+        "origin_is_local_max": None if origin is None else origin == "maximum",
         "relative_range_1d": range_1d,
         "relative_range_2d": range_2d,
         "scale_invariant": scale_invariant,

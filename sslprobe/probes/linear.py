@@ -225,7 +225,7 @@ def classification_metrics(
 
     Balanced accuracy is the mean per-class recall over classes with test samples. Rare and
     frequent classes come from `rare_classes` on ``train_counts``; when no class is rare (equal
-    counts) both means equal the balanced accuracy.
+    counts) both means are None.
 
     Args:
         predictions: (M,) predicted labels.
@@ -245,8 +245,8 @@ def classification_metrics(
     if rare:
         frequent = [c for c in range(num_classes) if c not in rare]
         rare_mean, frequent_mean = _mean_over(per_class, rare), _mean_over(per_class, frequent)
-    else:
-        rare_mean = frequent_mean = balanced
+    else:  # equal counts: no class is rare, so neither mean is defined
+        rare_mean = frequent_mean = None
     return {
         "top1": top1,
         "per_class": per_class,

@@ -82,3 +82,16 @@ def test_print_config_shows_the_logger_settings_the_run_uses(tmp_path, run_cli):
                                        "name": "simclr_resnet12_none", "version": "version_0"}
     assert printed["checkpoint"]["dirpath"] == str(run_dir / "checkpoints")
     assert not root.exists()  # printing creates nothing
+
+
+@pytest.mark.parametrize("args, words", [([], ["give a subcommand", "probe"]),
+                                         (["fitt"], ["unknown subcommand 'fitt'", "did you mean 'fit'", "probe"])])
+def test_usage_lists_every_subcommand(args, words, run_cli):
+    code, out, err = run_cli(args)
+    assert code == 2 and out == ""
+    (line,) = err.splitlines()
+    assert line.startswith("sslprobe: error:")
+    for word in words:
+        assert word in line, line
+    for subcommand in ("fit", "validate", "test", "predict", "probe"):
+        assert subcommand in line

@@ -59,6 +59,27 @@ class RunProgressBar(RichProgressBar):
         super().on_validation_end(trainer, pl_module)
         self._last_batch_end = time.perf_counter()  # validation time is not training throughput
 
+    @contextlib.contextmanager
+    def task(self, description: str, total: int) -> Iterator:
+        """A task of ``total`` units on this bar's display (below the epoch's); yields ``advance(n=1)``.
+
+        The probes report their phases through it while the training bar is live.
+        """
+        if not self.is_enabled or self.progress is None or getattr(self, "_progress_stopped", False) or total <= 0:
+            yield lambda n=1: None
+            return
+        task_id = self._add_task(total, description)
+
+        def advance(n: int = 1) -> None:
+            self.progress.advance(task_id, n)
+            self.refresh()
+
+        try:
+            yield advance
+        finally:
+            self.progress.update(task_id, visible=False)
+            self.refresh()
+
     def get_metrics(self, trainer, pl_module) -> dict:
         items = super().get_metrics(trainer, pl_module)
         if "v_num" in items:

@@ -168,8 +168,12 @@ def _grid_losses(
     loss_fn: LossFn,
     weight_decay: float,
     chunk_size: int | None,
+    on_points=None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Mean batch loss and decay penalty at each row of ``coefficients`` (G, K); two (G,)."""
+    """Mean batch loss and decay penalty at each row of ``coefficients`` (G, K); two (G,).
+
+    ``on_points(n)`` is called after each chunk of n grid points (progress display).
+    """
     coeff = torch.as_tensor(coefficients, dtype=torch.float64, device=layer.parts1.device)
     chunk = _chunk_size(layer, chunk_size)
     values = torch.empty(coeff.shape[0], dtype=torch.float64)
@@ -193,6 +197,8 @@ def _grid_losses(
             if not use_vmap:
                 chunk_values = _losses_loop(y1, y2, head, loss_fn)
             values[start:stop] = chunk_values
+            if on_points is not None:
+                on_points(stop - start)
     penalty = 0.5 * weight_decay * (coefficients**2 @ layer.part_sq_norms)
     return values.numpy(), penalty
 
@@ -254,13 +260,14 @@ def _landscape_1d(
     scale_bias: bool,
     batch_size: int | None,
     chunk_size: int | None,
+    on_points=None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """`rescale_landscape_1d` with the loss and the decay penalty returned separately."""
     a = default_grid() if scales is None else np.asarray(scales, dtype=np.float64)
     weight = weight.detach()
     bias_parts = [bias.detach()] if (scale_bias and bias is not None) else None
     layer = _prepare(h1, h2, [weight], bias_parts, bias, batch_size)
-    loss, decay = _grid_losses(layer, a[:, None], head or _identity, loss_fn, weight_decay, chunk_size)
+    loss, decay = _grid_losses(layer, a[:, None], head or _identity, loss_fn, weight_decay, chunk_size, on_points)
     return a, loss, decay
 
 
@@ -347,6 +354,7 @@ def _landscape_2d(
     scale_bias: bool,
     batch_size: int | None,
     chunk_size: int | None,
+    on_points=None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """`rescale_singular_halves` with the loss and the decay penalty returned separately."""
     r1 = default_grid() if r1 is None else np.asarray(r1, dtype=np.float64)
@@ -359,7 +367,7 @@ def _landscape_2d(
         bias_parts = [b_large, b - b_large]
     layer = _prepare(h1, h2, [w_large, w_small], bias_parts, bias, batch_size)
     grid = np.stack(np.meshgrid(r1, r2, indexing="ij"), axis=-1).reshape(-1, 2)  # (G, 2)
-    loss, decay = _grid_losses(layer, grid, head or _identity, loss_fn, weight_decay, chunk_size)
+    loss, decay = _grid_losses(layer, grid, head or _identity, loss_fn, weight_decay, chunk_size, on_points)
     shape = (len(r1), len(r2))
     return r1, r2, loss.reshape(shape), decay.reshape(shape)
 
@@ -476,17 +484,19 @@ def loss_landscape(
     scale_bias: bool = False,
     batch_size: int | None = DEFAULT_BATCH_SIZE,
     chunk_size: int | None = None,
+    on_points=None,
 ) -> LandscapeResult:
     """Run `rescale_landscape_1d`, `rescale_singular_halves` and `reference_loss` on one layer.
 
     For a projector whose last layer is ``nn.Linear`` ``layer``: ``h_v = projector[:-1](
     backbone(view_v))`` and ``weight, bias = layer.weight, layer.bias``. Arguments as in the
-    two probes.
+    two probes; ``on_points(n)`` is called after every n grid points evaluated (of
+    ``len(scales) + len(r1) * len(r2)``), for a progress display.
     """
     h1, h2 = _as_inputs(h1), _as_inputs(h2)
     options = (weight_decay, scale_bias, batch_size, chunk_size)
-    a, loss_1d, decay_1d = _landscape_1d(h1, h2, weight, bias, loss_fn, head, scales, *options)
-    r1, r2, loss_2d, decay_2d = _landscape_2d(h1, h2, weight, bias, loss_fn, head, r1, r2, *options)
+    a, loss_1d, decay_1d = _landscape_1d(h1, h2, weight, bias, loss_fn, head, scales, *options, on_points)
+    r1, r2, loss_2d, decay_2d = _landscape_2d(h1, h2, weight, bias, loss_fn, head, r1, r2, *options, on_points)
     reference = reference_loss(
         h1,
         h2,

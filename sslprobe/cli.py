@@ -273,8 +273,8 @@ class SSLProbeCLI(LightningCLI):
         config = self.config[subcommand] if subcommand else self.config
         self.resolve_run(config)
         target = self._subcommand_parsers[subcommand] if subcommand else parser
-        skip_none = any("skip_null" in a for a in printing)
-        sys.stdout.write(target.dump(config, skip_none=skip_none, skip_check=True))
+        flags = {flag for a in printing for flag in a.partition("=")[2].split(",") if flag}
+        sys.stdout.write(target.dump(config, skip_none=False, skip_default="skip_default" in flags, skip_check=True))
         sys.exit(0)
 
     def _set_seed(self) -> None:
@@ -314,6 +314,8 @@ class SSLProbeCLI(LightningCLI):
                 raise FileNotFoundError(f"--ckpt_path last: {last} does not exist")
             config.ckpt_path = str(last)
         config.checkpoint.dirpath = str(self.run_dir / "checkpoints")
+        if "weights_only" in config and config.weights_only is None:
+            config.weights_only = True  # Lightning then loads --ckpt_path as `load_checkpoint` does
         online = wandb_logged_in()
         for logger in _as_list(config.trainer.logger):
             kind = str(logger.class_path).rsplit(".", 1)[-1]
@@ -342,8 +344,6 @@ class SSLProbeCLI(LightningCLI):
             )
         if config.get("ckpt_path"):
             check_checkpoint(Path(config.ckpt_path), config.model)
-        if "weights_only" in config and config.weights_only is None:
-            config.weights_only = True  # Lightning then loads --ckpt_path as load_checkpoint does
         check_writable(root)
         check_devices(config.trainer)
         metrics = self.run_dir / "metrics.csv"

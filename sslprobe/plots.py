@@ -220,7 +220,7 @@ def plot_landscape_2d(
         near = near[np.isfinite(near)]
         if near.size and near.max() > near.min():
             vmin, vmax = near.min(), near.max()
-            label = f"loss (colours span r1, r2 within ±{window:g} of (1, 1); beyond: clipped)"
+            label = f"loss (colour range: r1, r2 within ±{window:g} of (1, 1))"
     image = ax.pcolormesh(_cell_edges(r1), _cell_edges(r2), loss.T, cmap="viridis", vmin=vmin, vmax=vmax)
     levels = np.linspace(vmin, vmax, 12) if vmax > vmin else 12
     ax.contour(r1, r2, loss.T, levels=levels, colors="white", linewidths=0.4, alpha=0.6)

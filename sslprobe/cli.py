@@ -521,13 +521,17 @@ class _DropLines(logging.Filter):
         return not str(record.getMessage()).startswith(self.prefixes)
 
 
-NOISE_PREFIXES = ("💡 Tip:",)  # Lightning's advertisements for litlogger / litmodels
+NOISE_PREFIXES = (
+    "💡 Tip:",  # Lightning's advertisements for litlogger / litmodels
+    "Loading `train_dataloader` to estimate number of stepping batches",  # the LR schedule's length
+)
 
 
 def quiet_known_noise() -> None:
     """Silence what every run printed and no user can act on.
 
-    - Lightning's "💡 Tip" lines advertising litlogger and litmodels;
+    - Lightning's "💡 Tip" lines advertising litlogger and litmodels, and its note that it reads
+      the training loader to size the learning-rate schedule;
     - the CSV logger's warning that the run directory exists (the CLI creates it first), and the
       checkpoint callback's that checkpoints/ is not empty (a resume continues in it);
     - torch >= 2.10's deprecation of ``LeafSpec`` raised from inside Lightning's pytree helper.

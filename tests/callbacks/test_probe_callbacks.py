@@ -69,6 +69,7 @@ def test_fit_writes_every_probe_file(probed_run):
     report = json.loads((probes / "landscape_epoch2.json").read_text())
     # SimCLR's cosine NT-Xent with the whole affine map rescaled: the 1-D curve is flat for a > 0.
     assert report["scale_invariant"] is True
+    assert report["origin"] is None and report["origin_is_local_max"] is None  # flat by construction
     linear = json.loads((probes / "linear_eval.json").read_text())
     assert {"top1", "knn_top1", "per_class", "balanced", "rare_mean", "frequent_mean"} <= set(linear)
     assert len(linear["per_class"]) == 10 and linear["num_train"] == 1000 and linear["num_test"] == 500

@@ -84,6 +84,9 @@ def test_probe_continues_the_runs_wandb_run_and_metrics(run_dir, capsys):
     assert len(added) == 2 and {row["step"] for row in added} == {"2"}
     report = json.loads((run_dir / "probes" / "landscape_epoch1.json").read_text())
     linear = json.loads((run_dir / "probes" / "linear_eval.json").read_text())
+    # a balanced subset has no rare class: the rare/frequent means are null, and not logged
+    assert linear["rare_classes"] == [] and linear["rare_mean"] is None and linear["frequent_mean"] is None
+    assert not any(row.get("linear/rare_mean") for row in rows)
 
     # W&B: a second offline record of the same run id, holding the probe's values
     files = wandb_files(run_dir)

@@ -340,7 +340,7 @@ def figure(rows: list[dict], path: Path) -> None:
 
     summary = summarise(rows)
     imbalances = [i for i in ("none", "medium", "high") if any(i in v for v in summary.values())]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.4), sharey=True, layout="constrained")
     for ax, projector in zip(axes, ("mlp", "none")):
         for method in METHODS:
             key = (method, "none") if method == "supervised" else (method, projector)
@@ -353,13 +353,13 @@ def figure(rows: list[dict], path: Path) -> None:
             ax.errorbar(xs, means, yerr=stds, marker="o", capsize=4, label=METHODS[method],
                         linestyle="--" if method == "supervised" else "-")
         ax.set_xticks(range(len(imbalances)), imbalances)
-        ax.set_xlabel("class imbalance of the training subset (the paper's per-class proportions)")
+        ax.set_xlim(-0.3, len(imbalances) - 0.7)
         ax.set_title("with MLP projector" if projector == "mlp" else "without projector")
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("linear-evaluation top-1 accuracy (%)")
     axes[1].legend()
+    fig.supxlabel("class imbalance of the training subset (the paper's per-class proportions)")
     fig.suptitle("Robustness to class imbalance (paper Fig. 4); error bars: std over seeds")
-    fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
 

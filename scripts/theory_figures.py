@@ -696,7 +696,7 @@ FIGURES = {
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, type=Path, help="output folder for PNGs and results.json")
-    parser.add_argument("--quick", action="store_true", help="small, fast version (about a minute)")
+    parser.add_argument("--quick", action="store_true", help="small, fast version (about 30 s of CPU)")
     parser.add_argument("--only", nargs="*", choices=sorted(FIGURES), help="run only these figures")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
     args = parser.parse_args(argv)

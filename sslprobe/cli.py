@@ -18,6 +18,7 @@ import argparse
 import difflib
 import importlib
 import inspect
+import logging
 import os
 import re
 import sys
@@ -25,12 +26,14 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Literal
 
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 
 from sslprobe.callbacks import ExactResume, LandscapeProbe, LinearEvaluation, Preempted, ProjectorSpectrum
+from sslprobe.data.cifar import load_cifar10
 from sslprobe.data.datamodule import CIFAR10DataModule
 from sslprobe.methods.base import SSLMethod
 from sslprobe.runtime import native_bfloat16, resolve_precision, tune_host_allocator
@@ -101,17 +104,46 @@ def _as_list(value) -> list:
 ARCHITECTURE_KEYS = ("backbone", "backbone_kwargs", "projector", "hidden_dim", "output_dim", "projector_batch_norm")
 
 
-def check_checkpoint(path: Path, model_config) -> None:
-    """A readable checkpoint of the same method and architecture as the config, or a clear error."""
+# Types beyond torch's weights-only defaults (tensors, dicts, lists, tuples, strings, numbers,
+# OrderedDict) that this project's checkpoints hold. Measured on real checkpoints of every method
+# with all probes (tests/cli/test_untrusted_files.py): none. RNG states, the sampler position,
+# the probes' histories and the hyper-parameters are all stored as tensors and plain types.
+CHECKPOINT_GLOBALS: tuple = ()
+
+
+def load_checkpoint(path: Path, option: str = "--ckpt_path") -> dict:
+    """``torch.load(path, weights_only=True)`` with `CHECKPOINT_GLOBALS`, or one clear error.
+
+    A pickle that names any other global (a function to call, a class to build) is refused before
+    anything in it runs; the error names the file and the global.
+    """
+    import pickle
+
     import torch
 
+    try:
+        with torch.serialization.safe_globals(list(CHECKPOINT_GLOBALS)):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        try:
+            unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+        except Exception:
+            unsafe = []
+        if unsafe:
+            raise ValueError(f"{option} {path} refused: it refers to {', '.join(unsafe)}, which no sslprobe "
+                             "checkpoint contains (loading it could run code)") from None
+        raise ValueError(f"{option} {path} is not a readable checkpoint (UnpicklingError); "
+                         "it may be truncated: resume from another file in checkpoints/") from None
+    except Exception as error:
+        raise ValueError(f"{option} {path} is not a readable checkpoint ({type(error).__name__}); "
+                         "it may be truncated: resume from another file in checkpoints/") from None
+
+
+def check_checkpoint(path: Path, model_config) -> None:
+    """A readable checkpoint of the same method and architecture as the config, or a clear error."""
     if not path.is_file():
         raise FileNotFoundError(f"--ckpt_path {path} does not exist")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as error:
-        raise ValueError(f"--ckpt_path {path} is not a readable checkpoint ({type(error).__name__}); "
-                         "it may be truncated: resume from another file in checkpoints/") from None
+    checkpoint = load_checkpoint(path)
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise ValueError(f"--ckpt_path {path} is not a Lightning checkpoint (no state_dict)")
     saved = checkpoint.get("hyper_parameters", {})
@@ -124,12 +156,27 @@ def check_checkpoint(path: Path, model_config) -> None:
 
 
 def check_writable(root: Path) -> None:
+    """``root`` exists and takes files, or can be created; no directory is left behind by the check."""
+    existing = root
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
     try:
-        root.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=root):
+        if not existing.is_dir():
+            raise NotADirectoryError(20, "not a directory")
+        with tempfile.TemporaryFile(dir=existing):
             pass
     except OSError as error:
         raise PermissionError(f"trainer.default_root_dir {root} is not writable ({error.strerror or error})") from None
+
+
+def check_data(datamodule: CIFAR10DataModule, run_dir: Path) -> None:
+    """Load CIFAR-10 and draw the training subset now, so bad data fails before any logger starts.
+
+    Nothing is written: ``subset.json`` is saved later by the datamodule's ``setup``.
+    """
+    if datamodule.cifar is None:
+        datamodule.cifar = load_cifar10(datamodule.root, datamodule.download)
+    datamodule.resolve_subset(run_dir, is_writer=False)
 
 
 def check_devices(trainer_config) -> None:
@@ -156,7 +203,19 @@ class RunConfigCallback(SaveConfigCallback):
         if trainer.is_global_zero and not self.already_saved and not path.is_file():
             path.parent.mkdir(parents=True, exist_ok=True)
             self.parser.save(self.config, str(path), skip_none=False, multifile=False)
+        if trainer.is_global_zero and not self.already_saved:
+            for logger in trainer.loggers:
+                if type(logger).__name__ == "WandbLogger":
+                    record_run_files(logger.experiment, self.config.as_dict(), Path(trainer.default_root_dir))
         self.already_saved = True
+
+
+def record_run_files(run, config: dict, run_dir: Path) -> None:
+    """Put the whole resolved config into a W&B run's config and config.yaml, subset.json into its files."""
+    run.config.update({key: value for key, value in config.items() if key != "config"}, allow_val_change=True)
+    for name in ("config.yaml", "subset.json"):
+        if (run_dir / name).is_file():
+            run.save(str(run_dir / name), base_path=str(run_dir), policy="now")
 
 
 class SSLProbeCLI(LightningCLI):
@@ -168,7 +227,10 @@ class SSLProbeCLI(LightningCLI):
         # Parse errors raise (and become one line in `main`) instead of printing the whole usage.
         quiet = {"exit_on_error": False, "allow_abbrev": False}
         per_subcommand = {name: dict(quiet) for name in self.subcommands()}
-        kwargs.setdefault("parser_kwargs", {**quiet, "prog": "python -m sslprobe", **per_subcommand})
+        description = ("Subcommands fit, validate, test, predict (Lightning) and probe (the probes on a saved "
+                       "checkpoint: python -m sslprobe probe --help).")
+        kwargs.setdefault("parser_kwargs", {**quiet, "prog": "python -m sslprobe", "description": description,
+                                            **per_subcommand})
         super().__init__(SSLMethod, CIFAR10DataModule, *args, subclass_mode_model=True, **kwargs)
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
@@ -196,14 +258,49 @@ class SSLProbeCLI(LightningCLI):
 
     def parse_arguments(self, parser: LightningArgumentParser, args) -> None:
         KNOWN_KEYS[:] = [key for sub in self._subcommand_parsers.values() for key in sub.get_defaults().keys()]
-        super().parse_arguments(parser, args)
+        argv = list(sys.argv[1:] if args is None else args) if isinstance(args, (list, tuple, type(None))) else None
+        printing = [a for a in argv or [] if a == "--print_config" or a.startswith("--print_config=")]
+        if not printing:
+            super().parse_arguments(parser, args)
+            return
+        # --print_config shows the config this run will use: run directory, loggers and checkpoint
+        # directory resolved as `before_instantiate_classes` does (nothing is created or checked).
+        kept = [a for a in argv if a not in printing]
+        if args is None:  # LightningCLI reads sys.argv itself (and warns when given both)
+            saved_argv = sys.argv[:]
+            sys.argv[1:] = kept
+            try:
+                super().parse_arguments(parser, None)
+            finally:
+                sys.argv[:] = saved_argv
+        else:
+            super().parse_arguments(parser, kept)
+        subcommand = self.config.get("subcommand")
+        config = self.config[subcommand] if subcommand else self.config
+        self.resolve_run(config)
+        choose_precision(config, fitting=False, announce=False)
+        target = self._subcommand_parsers[subcommand] if subcommand else parser
+        flags = {flag for a in printing for flag in a.partition("=")[2].split(",") if flag}
+        sys.stdout.write(target.dump(config, skip_none=False, skip_default="skip_default" in flags, skip_check=True))
+        sys.exit(0)
+
+    def _set_seed(self) -> None:
+        """Lightning's seeding without its "Seed set to" line (the seed is in config.yaml and W&B)."""
+        from lightning.fabric.utilities.seed import seed_everything
+
+        key = f"{self.subcommand}.seed_everything" if self.subcommand else "seed_everything"
+        seed = self.config.get(key)
+        if seed is False:
+            return
+        self.config[key] = seed_everything(None if seed is True else seed, workers=True, verbose=False)
 
     def _parse_ckpt_path(self) -> None:
         """Checkpoints are validated in `before_instantiate_classes`; the config is never rewritten
         from a checkpoint's hyperparameters (a mismatch is an error instead)."""
 
-    def before_instantiate_classes(self) -> None:
-        config = self.config[self.subcommand] if self.subcommand else self.config
+    def resolve_run(self, config) -> Path:
+        """Fill in the run's experiment, version, checkpoint path, checkpoint directory and logger
+        settings in ``config``; returns the run directory. Creates and changes no file."""
         root = Path(config.trainer.default_root_dir or DEFAULT_ROOT)
         experiment = config.run.experiment or default_experiment(config)
         config.run.experiment = experiment
@@ -223,6 +320,28 @@ class SSLProbeCLI(LightningCLI):
             if not last.is_file():
                 raise FileNotFoundError(f"--ckpt_path last: {last} does not exist")
             config.ckpt_path = str(last)
+        config.checkpoint.dirpath = str(self.run_dir / "checkpoints")
+        if "weights_only" in config and config.weights_only is None:
+            config.weights_only = True  # Lightning then loads --ckpt_path as `load_checkpoint` does
+        online = wandb_logged_in()
+        for logger in _as_list(config.trainer.logger):
+            kind = str(logger.class_path).rsplit(".", 1)[-1]
+            if kind == "WandbLogger":
+                logger.init_args.save_dir = str(self.run_dir)
+                logger.init_args.name = f"{experiment}/{version}"
+                logger.init_args.id = wandb_run_id(experiment, version)
+                logger.init_args.offline = logger.init_args.get("offline") or not online
+                logger.init_args.resume = logger.init_args.get("resume") or "allow"
+            elif kind in ("CSVLogger", "TensorBoardLogger"):
+                logger.init_args.save_dir = str(root)
+                logger.init_args.name = experiment
+                logger.init_args.version = version
+        return self.run_dir
+
+    def before_instantiate_classes(self) -> None:
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        root = Path(config.trainer.default_root_dir or DEFAULT_ROOT)
+        self.resolve_run(config)
         config_file = self.run_dir / self.save_config_kwargs.get("config_filename", "config.yaml")
         if self.save_config_callback and config_file.is_file() and not config.get("ckpt_path"):
             # Refuse before any logger opens the directory (CSVLogger deletes an existing metrics.csv).
@@ -239,27 +358,27 @@ class SSLProbeCLI(LightningCLI):
         if config.get("ckpt_path") and metrics.is_file():
             # The CSV logger starts a fresh metrics.csv; keep the interrupted run's rows beside it.
             metrics.rename(self.run_dir / f"metrics.until_{time.strftime('%Y%m%d-%H%M%S')}.csv")
-        config.checkpoint.dirpath = str(self.run_dir / "checkpoints")
-        online = wandb_logged_in()
-        for logger in _as_list(config.trainer.logger):
-            kind = str(logger.class_path).rsplit(".", 1)[-1]
-            if kind == "WandbLogger":
-                logger.init_args.save_dir = str(self.run_dir)
-                logger.init_args.name = f"{experiment}/{version}"
-                logger.init_args.id = re.sub(r"[^A-Za-z0-9_-]", "-", f"{experiment}-{version}")
-                logger.init_args.offline = logger.init_args.get("offline") or not online
-                logger.init_args.resume = logger.init_args.get("resume") or "allow"
-            elif kind in ("CSVLogger", "TensorBoardLogger"):
-                logger.init_args.save_dir = str(root)
-                logger.init_args.name = experiment
-                logger.init_args.version = version
 
     def instantiate_trainer(self, **kwargs):
+        # Data problems surface here, before the Trainer, its loggers and the run directory exist.
+        if self.subcommand is not None and isinstance(self.datamodule, CIFAR10DataModule):
+            check_data(self.datamodule, self.run_dir)
         configured = self._get(self.config_init, "trainer").get("callbacks") or []
         probes = [p for p in vars(self._get(self.config_init, "probes")).values() if p is not None]
-        return super().instantiate_trainer(
+        trainer = super().instantiate_trainer(
             default_root_dir=str(self.run_dir), callbacks=[*configured, *probes], **kwargs
         )
+        for logger in trainer.loggers:
+            # WandbLogger passes anonymous=None, which wandb >= 0.19 warns about on every run.
+            init = getattr(logger, "_wandb_init", None)
+            if isinstance(init, dict) and init.get("anonymous") is None:
+                init.pop("anonymous", None)
+        return trainer
+
+
+def wandb_run_id(experiment: str, version: str) -> str:
+    """The W&B run id of a run directory (``fit``, its resumes and ``probe`` all log to it)."""
+    return re.sub(r"[^A-Za-z0-9_-]", "-", f"{experiment}-{version}")
 
 
 def main_process() -> bool:
@@ -267,7 +386,7 @@ def main_process() -> bool:
     return all(os.environ.get(name, "0") == "0" for name in ("LOCAL_RANK", "NODE_RANK", "RANK", "SLURM_PROCID"))
 
 
-def choose_precision(config, fitting: bool) -> None:
+def choose_precision(config, fitting: bool, announce: bool = True) -> None:
     """Resolve ``run.precision: auto`` into the config (so config.yaml records the choice).
 
     Without ``auto``, a float32 ``fit`` on hardware with native bfloat16 prints one line saying what
@@ -279,7 +398,7 @@ def choose_precision(config, fitting: bool) -> None:
         precision, channels_last, why = resolve_precision(accelerator)
         config.trainer.precision = precision
         config.model.init_args.channels_last = channels_last
-        if main_process():
+        if announce and main_process():
             layout = " + channels-last" if channels_last else ""
             print(f"sslprobe: run.precision auto: {precision}{layout} ({why})", file=sys.stderr)
         return
@@ -333,14 +452,15 @@ def probe_checkpoint(argv: list[str]) -> None:
     config = yaml.safe_load(config_path.read_text())
     module_name, class_name = config["model"]["class_path"].rsplit(".", 1)
     method_class = getattr(importlib.import_module(module_name), class_name)
-    try:
-        checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
-    except Exception as error:
-        raise ValueError(f"{checkpoint_path} is not a readable checkpoint ({type(error).__name__})") from None
-    method = method_class.load_from_checkpoint(checkpoint_path, map_location=args.device)
+    checkpoint = load_checkpoint(checkpoint_path)
+    method = method_class.load_from_checkpoint(checkpoint_path, map_location=args.device, weights_only=True)
     datamodule = CIFAR10DataModule(**config["data"])
     datamodule.setup_for_run(run_dir)
-    epoch = int(checkpoint.get("epoch", 0))
+    epoch = int(checkpoint.get("epoch", 0)) + 1  # counted from 1: the epoch the checkpoint ends or is in
+    step = int(checkpoint.get("global_step", 0))
+    # The probes log where `fit` logged: the run's W&B run (same id) and its metrics.csv.
+    log = SimpleNamespace(loggers=[AppendedCSV(run_dir / "metrics.csv"), *run_wandb_loggers(config)],
+                          global_step=step, datamodule=datamodule, is_global_zero=True)
     for name in wanted:
         key = PROBE_CHOICES[name]
         probe = build_probe(key, (config.get("probes") or {}).get(key))
@@ -348,12 +468,131 @@ def probe_checkpoint(argv: list[str]) -> None:
                       if state_key.startswith(type(probe).__name__)), None)
         if saved is not None:
             probe.load_state_dict(saved)
+        start = time.perf_counter()
         results = probe.measure(method, datamodule, run_dir, epoch)
-        results.pop("figures", None)
-        results.pop("per_class_table", None)
-        summary = ", ".join(f"{k.split('/', 1)[1]}={v:.4g}" for k, v in results.items() if isinstance(v, float))
+        results[f"{probe.name}/seconds"] = time.perf_counter() - start
+        summary = ", ".join(f"{k.split('/', 1)[1]}={v:.4g}" for k, v in results.items()
+                            if isinstance(v, float) and not k.endswith("/seconds"))
+        probe.log_results(log, results, epoch - 1)  # Lightning's 0-based epoch column
         print(f"{name} (epoch {epoch}): {summary}")
-    print(f"wrote {run_dir / 'probes'}")
+    print(f"wrote {run_dir / 'probes'}; logged to {', '.join(describe_logger(lg) for lg in log.loggers)}")
+    for logger in log.loggers:
+        if hasattr(logger, "experiment"):
+            logger.experiment.finish()  # the run's files are complete when `probe` returns
+
+
+class AppendedCSV:
+    """Adds rows to an existing ``metrics.csv`` (new columns extend the header; old rows are kept)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def log_metrics(self, metrics: dict, step: int | None = None) -> None:
+        import csv
+
+        rows, fields = [], []
+        if self.path.is_file():
+            with open(self.path, newline="") as handle:
+                reader = csv.DictReader(handle)
+                rows, fields = list(reader), list(reader.fieldnames or [])
+        row = {**{k: v for k, v in metrics.items() if isinstance(v, (int, float))}, "step": step}
+        fields += [key for key in row if key not in fields]
+        with open(self.path, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=fields)
+            writer.writeheader()
+            writer.writerows([*rows, row])
+
+
+def run_wandb_loggers(config: dict) -> list:
+    """A `WandbLogger` continuing each W&B run the run's config.yaml names (same id, resumed)."""
+    from lightning.pytorch.loggers import WandbLogger
+
+    loggers = []
+    for entry in _as_list((config.get("trainer") or {}).get("logger")):
+        if isinstance(entry, dict) and str(entry.get("class_path", "")).endswith("WandbLogger"):
+            init_args = {k: v for k, v in (entry.get("init_args") or {}).items() if v is not None}
+            init_args["offline"] = bool(init_args.get("offline")) or not wandb_logged_in()
+            init_args["resume"] = "allow"
+            init_args.pop("anonymous", None)
+            logger = WandbLogger(**init_args)
+            logger._wandb_init.pop("anonymous", None)
+            loggers.append(logger)
+    return loggers
+
+
+def describe_logger(logger) -> str:
+    if isinstance(logger, AppendedCSV):
+        return str(logger.path)
+    mode = "offline" if getattr(logger, "_offline", False) else "online"
+    return f"W&B run {logger.experiment.id} ({mode}, {logger.experiment.dir})"
+
+
+SUBCOMMANDS = ("fit", "validate", "test", "predict", "probe")
+
+
+class UsageError(ValueError):
+    """No subcommand, or one that does not exist."""
+
+
+def check_subcommand(argv: list[str]) -> None:
+    """The first argument is one of `SUBCOMMANDS` (or an option such as --help), else a `UsageError`."""
+    choices = ", ".join(SUBCOMMANDS)
+    if not argv:
+        raise UsageError(f"give a subcommand: python -m sslprobe {{{choices.replace(', ', ',')}}} ... "
+                         "(probe measures a checkpoint; add --help after any of them for its options)")
+    if not argv[0].startswith("-") and argv[0] not in SUBCOMMANDS:
+        close = difflib.get_close_matches(argv[0], SUBCOMMANDS, n=1, cutoff=0.5)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise UsageError(f"unknown subcommand {argv[0]!r}{hint} (choose from {choices})")
+
+
+class _DropLines(logging.Filter):
+    """Drops log records whose message starts with one of ``prefixes``."""
+
+    def __init__(self, prefixes: tuple[str, ...]):
+        super().__init__()
+        self.prefixes = prefixes
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.getMessage()).startswith(self.prefixes)
+
+
+NOISE_PREFIXES = (
+    "💡 Tip:",  # Lightning's advertisements for litlogger / litmodels
+    "Loading `train_dataloader` to estimate number of stepping batches",  # the LR schedule's length
+)
+
+
+def quiet_known_noise() -> None:
+    """Silence what every run printed and no user can act on.
+
+    - Lightning's "💡 Tip" lines advertising litlogger and litmodels, and its note that it reads
+      the training loader to size the learning-rate schedule;
+    - the CSV logger's warning that the run directory exists (the CLI creates it first), and the
+      checkpoint callback's that checkpoints/ is not empty (a resume continues in it);
+    - torch >= 2.10's deprecation of ``LeafSpec`` raised from inside Lightning's pytree helper.
+    """
+    warnings.filterwarnings("ignore", message="Experiment logs directory .* exists and is not empty")
+    warnings.filterwarnings("ignore", message="Checkpoint directory .* exists and is not empty")  # resume
+    warnings.filterwarnings("ignore", message=r"(?s).*LeafSpec", category=FutureWarning)
+    warnings.filterwarnings("ignore", message=r"(?s).*LeafSpec", category=DeprecationWarning)
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning_utilities"):
+        logger = logging.getLogger(name)
+        for handler in [logger, *logger.handlers]:
+            if not any(isinstance(f, _DropLines) for f in handler.filters):
+                handler.addFilter(_DropLines(NOISE_PREFIXES))
+
+
+def run_pointer(run_dir: Path, trainer) -> str:
+    """The closing line of a ``fit``: where the run is and how to look at it."""
+    parts = [f"run: {run_dir}", f"metrics: {run_dir / 'metrics.csv'}"]
+    if (run_dir / "probes").is_dir():
+        parts.append(f"probes: {run_dir / 'probes'}/")
+    offline = [logger for logger in trainer.loggers
+               if type(logger).__name__ == "WandbLogger" and getattr(logger, "_offline", False)]
+    if offline and (run_dir / "wandb").is_dir():
+        parts.append(f"W&B (offline): wandb sync {run_dir / 'wandb'}/offline-run-*")
+    return " | ".join(parts)
 
 
 def main(args: list[str] | None = None) -> None:
@@ -363,16 +602,18 @@ def main(args: list[str] | None = None) -> None:
     """
     os.environ.setdefault("WANDB_SILENT", "true")
     tune_host_allocator()
-    # The run directory is created before the CSV logger sees it; its warning would only confuse.
-    warnings.filterwarnings("ignore", message="Experiment logs directory .* exists and is not empty")
+    quiet_known_noise()
     if not wandb_logged_in():
         os.environ.setdefault("WANDB_MODE", "offline")
     argv = sys.argv[1:] if args is None else list(args)
     try:
+        check_subcommand(argv)
         if argv[:1] == ["probe"]:
             probe_checkpoint(argv[1:])
         else:
-            SSLProbeCLI(args=args)
+            cli = SSLProbeCLI(args=args)
+            if cli.subcommand == "fit" and cli.trainer.is_global_zero:
+                print(run_pointer(cli.run_dir, cli.trainer))
     except Preempted as stop:
         print(f"sslprobe: {stop}", file=sys.stderr)
         sys.exit(stop.code)
@@ -380,7 +621,7 @@ def main(args: list[str] | None = None) -> None:
         if os.environ.get("SSLPROBE_DEBUG"):
             raise
         print(f"sslprobe: error: {error_line(error, KNOWN_KEYS)}", file=sys.stderr)
-        sys.exit(2 if isinstance(error, argparse.ArgumentError) else 1)
+        sys.exit(2 if isinstance(error, (argparse.ArgumentError, UsageError)) else 1)
     finally:
         finish_wandb()
 

@@ -13,6 +13,7 @@ import numpy as np
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator
 
 from sslprobe.probes.landscape import grid_local_minima
 
@@ -50,8 +51,9 @@ def plot_spectrum(
             drawn at 1e-12.
         value_label: what the values are, e.g. "covariance eigenvalue" or "singular value".
         title: figure title.
-        collapse_threshold: when given, draw the level ``threshold × largest value`` of the
-            first spectrum, under which `collapsed_directions` counts a direction as collapsed.
+        collapse_threshold: when given, draw for each spectrum, dashed in its colour, the level
+            ``threshold × its largest value`` under which `collapsed_directions` counts one of its
+            directions as collapsed (each spectrum has its own scale, so its own threshold).
 
     Returns:
         The figure.
@@ -62,22 +64,18 @@ def plot_spectrum(
     ax = fig.add_subplot()
     for label, values in spectra.items():
         values = np.sort(np.asarray(values, dtype=np.float64))[::-1]
-        ax.semilogy(np.arange(1, values.size + 1), _positive(values), marker=".", ms=3, label=label or None)
+        (line,) = ax.semilogy(np.arange(1, values.size + 1), _positive(values), marker=".", ms=3,
+                              label=label or None)
+        if collapse_threshold is not None and values.size and values[0] > 0:
+            ax.axhline(collapse_threshold * values[0], color=line.get_color(), ls="--", lw=1, alpha=0.8)
     if collapse_threshold is not None:
-        largest = np.max(next(iter(spectra.values())))
-        if largest > 0:
-            ax.axhline(
-                collapse_threshold * largest,
-                color="0.4",
-                ls="--",
-                lw=1,
-                label=f"collapse threshold ({collapse_threshold:g} × largest)",
-            )
+        note = f"dashed, in each curve's colour: its collapse threshold ({collapse_threshold:g} × its largest value)"
+        ax.text(0.99, 0.01, note, transform=ax.transAxes, ha="right", va="bottom", fontsize="x-small", color="0.3")
     ax.set_xlabel("index (largest first)")
     ax.set_ylabel(f"{value_label} (log scale)")
     ax.set_title(title)
     ax.grid(True, which="major", alpha=0.3)
-    if any(spectra.keys()) or collapse_threshold is not None:
+    if any(spectra.keys()):
         ax.legend(fontsize="small")
     return fig
 
@@ -115,6 +113,13 @@ def plot_spectrum_heatmap(
         shading="flat",
     )
     ax.invert_yaxis()
+    if epochs.size <= 12:  # one tick per measurement, at its epoch
+        ax.set_xticks(epochs, [f"{e:g}" for e in epochs])
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if epochs.size == 1:
+        ax.text(0.5, 1.0, "one measurement so far", transform=ax.transAxes, ha="center", va="bottom",
+                fontsize="small", color="0.3")
     ax.set_xlabel("epoch")
     ax.set_ylabel("index (largest first)")
     ax.set_title(title)
@@ -184,6 +189,7 @@ def plot_landscape_2d(
     *,
     minima: np.ndarray | None = None,
     title: str = "Loss when rescaling singular-value halves",
+    window: float | None = 0.5,
 ) -> Figure:
     """Heatmap of the 2-D singular-half landscape (the paper's Fig. 2, right).
 
@@ -193,6 +199,9 @@ def plot_landscape_2d(
         loss: (n_1, n_2) objective, ``loss[i, j]`` at (r1[i], r2[j]).
         minima: (K, 2) grid indices of local minima to mark; default `grid_local_minima`.
         title: figure title.
+        window: half-width of the square around the trained layer (1, 1) whose loss range sets the
+            colour limits; values outside it are drawn in the end colours (the origin of a
+            normalised loss can dwarf everything else). None: the whole grid's range.
 
     Returns:
         The figure, with local minima as white dots and the trained layer (1, 1) as a red star.
@@ -202,8 +211,19 @@ def plot_landscape_2d(
         minima = grid_local_minima(loss)
     fig = Figure(figsize=(5.8, 4.6), layout="constrained")
     ax = fig.add_subplot()
-    image = ax.pcolormesh(_cell_edges(np.asarray(r1)), _cell_edges(np.asarray(r2)), loss.T, cmap="viridis")
-    ax.contour(r1, r2, loss.T, levels=12, colors="white", linewidths=0.4, alpha=0.6)
+    r1, r2 = np.asarray(r1, dtype=np.float64), np.asarray(r2, dtype=np.float64)
+    finite = loss[np.isfinite(loss)]
+    vmin, vmax = (finite.min(), finite.max()) if finite.size else (0.0, 1.0)
+    label = "loss"
+    if window is not None:
+        near = loss[np.ix_(np.abs(r1 - 1) <= window + 1e-12, np.abs(r2 - 1) <= window + 1e-12)]
+        near = near[np.isfinite(near)]
+        if near.size and near.max() > near.min():
+            vmin, vmax = near.min(), near.max()
+            label = f"loss (colour range: r1, r2 within ±{window:g} of (1, 1))"
+    image = ax.pcolormesh(_cell_edges(r1), _cell_edges(r2), loss.T, cmap="viridis", vmin=vmin, vmax=vmax)
+    levels = np.linspace(vmin, vmax, 12) if vmax > vmin else 12
+    ax.contour(r1, r2, loss.T, levels=levels, colors="white", linewidths=0.4, alpha=0.6)
     handles = []
     if len(minima):
         minima = np.asarray(minima)
@@ -223,7 +243,7 @@ def plot_landscape_2d(
     ax.set_ylabel("r2: factor on the smaller half")
     ax.set_title(title)
     ax.set_aspect("equal", adjustable="box")
-    fig.colorbar(image, ax=ax, label="loss")
+    fig.colorbar(image, ax=ax, label=label, extend="both" if label != "loss" else "neither")
     fig.legend(handles=handles, fontsize="small", loc="outside lower center", ncols=2)
     return fig
 
@@ -271,13 +291,14 @@ def plot_per_class_accuracy(
     ax.set_xlabel("class")
     ax.set_title(title)
     ax.grid(True, axis="y", alpha=0.3)
-    ax.legend(
-        handles=[
-            Patch(color="C0", label="frequent in training"),
-            Patch(color="C3", label="rare in training"),
-        ],
-        fontsize="small",
-        loc="upper right",
-        ncols=2,
-    )
+    if rare:  # with equal counts there is no rare class, and no legend to tell them apart
+        ax.legend(
+            handles=[
+                Patch(color="C0", label="frequent in training"),
+                Patch(color="C3", label="rare in training"),
+            ],
+            fontsize="small",
+            loc="upper right",
+            ncols=2,
+        )
     return fig

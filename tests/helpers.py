@@ -23,14 +23,16 @@ def tiny_fit_args(
     """``fit`` of configs/quickstart.yaml (then ``configs``) shrunk to a tiny ResNet-12 on real data.
 
     float32 (the quickstart's ``run.precision: auto`` is switched off; callers may set
-    ``--trainer.precision``), CSV logging under ``root`` only, no extra callbacks, run directory
-    ``root/experiment/version``;
+    ``--trainer.precision``), CSV logging under ``root`` only, no extra callbacks, no probes but
+    those of ``configs``, run directory ``root/experiment/version``;
     ``model`` (e.g. ``--model.class_path`` and its options) goes before the shared model options.
     Callers append their own options.
     """
     return [
         "fit",
         "--config", str(REPO / "configs" / "quickstart.yaml"),
+        # the quickstart's own probes off: only those of ``configs`` run
+        "--probes.spectrum", "null", "--probes.landscape", "null", "--probes.linear_eval", "null",
         *(arg for config in configs for arg in ("--config", str(REPO / config))),
         *model,
         "--model.init_args.backbone_kwargs", backbone_kwargs,

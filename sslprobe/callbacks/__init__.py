@@ -3,6 +3,7 @@
 from sslprobe.callbacks.base import ProbeCallback
 from sslprobe.callbacks.landscape import LandscapeProbe, ProbeTargetError
 from sslprobe.callbacks.linear_eval import LinearEvaluation
+from sslprobe.callbacks.progress import RunProgressBar
 from sslprobe.callbacks.resume import ExactResume, Preempted
 from sslprobe.callbacks.spectrum import ProjectorSpectrum
 
@@ -14,4 +15,5 @@ __all__ = [
     "ProbeCallback",
     "ProbeTargetError",
     "ProjectorSpectrum",
+    "RunProgressBar",
 ]

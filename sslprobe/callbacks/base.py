@@ -64,7 +64,11 @@ class ProbeCallback(Callback):
 
     # ------------------------------------------------------------- to implement
     def measure(self, method: LightningModule, datamodule, run_dir: Path, epoch: int) -> dict:
-        """Measure, write files under ``run_dir/probes``; return scalars to log (and figures)."""
+        """Measure, write files under ``run_dir/probes``; return scalars to log (and figures).
+
+        ``epoch`` counts from 1 (the number of the epoch just trained, as users count), and names
+        the files and figure titles; logged metrics keep Lightning's 0-based ``epoch`` column.
+        """
         raise NotImplementedError
 
     # ---------------------------------------------------------------- schedule
@@ -78,17 +82,38 @@ class ProbeCallback(Callback):
             self._run(trainer, pl_module, epoch)
 
     def _run(self, trainer: Trainer, pl_module: LightningModule, epoch: int) -> None:
+        from sslprobe.callbacks.progress import RunProgressBar
+
         self.last_measured_epoch = epoch
         if not trainer.is_global_zero or trainer.sanity_checking:
             return
+        bar = trainer.progress_bar_callback
+        # During fit the probe's phases are tasks on the run's bar (none without one).
+        self._progress = bar.task if isinstance(bar, RunProgressBar) else _no_progress
         start = time.perf_counter()
-        with torch.autocast(device_type=pl_module.device.type, enabled=False):  # bf16 training: probes in fp32
-            scalars = self.measure(pl_module, trainer.datamodule, Path(trainer.default_root_dir), epoch)
+        try:
+            with torch.autocast(device_type=pl_module.device.type, enabled=False):  # bf16 training: probes in fp32
+                scalars = self.measure(pl_module, trainer.datamodule, Path(trainer.default_root_dir), epoch + 1)
+        finally:
+            self._progress = None
         scalars[f"{self.name}/seconds"] = time.perf_counter() - start
         self.log_results(trainer, scalars, epoch)
 
+    def progress(self, description: str, total: int):
+        """Context manager for one phase of `measure` (``total`` units); yields ``advance(n=1)``.
+
+        A task on the run's progress bar during ``fit``, a bar of its own on a terminal otherwise
+        (``python -m sslprobe probe``), nothing when output is not a terminal.
+        """
+        from sslprobe.callbacks.progress import probe_progress
+
+        factory = getattr(self, "_progress", None) or probe_progress
+        return factory(f"{self.name}: {description}", total)
+
     # ----------------------------------------------------------------- logging
     def log_results(self, trainer: Trainer, scalars: dict, epoch: int) -> None:
+        """Log ``scalars`` (and their figures) to ``trainer.loggers`` at ``trainer.global_step``;
+        ``epoch`` is Lightning's 0-based index, as in the other rows of the loggers."""
         figures = scalars.pop("figures", {})
         for logger in trainer.loggers:
             logger.log_metrics({**scalars, "epoch": epoch}, step=trainer.global_step)
@@ -101,6 +126,11 @@ class ProbeCallback(Callback):
 
     def load_state_dict(self, state: dict) -> None:
         self.last_measured_epoch = state.get("last_measured_epoch")
+
+
+@contextlib.contextmanager
+def _no_progress(description: str, total: int) -> Iterator:
+    yield lambda n=1: None
 
 
 def probes_dir(run_dir: Path) -> Path:

@@ -134,7 +134,7 @@ class LandscapeProbe(ProbeCallback):
         layer, head = resolve_target(method, self.target)
         view1, view2 = self.probe_views(datamodule)
         grid = np.linspace(0.0, self.grid_max, self.grid_points)
-        with evaluation_mode(method):
+        with evaluation_mode(method), self.progress("loss grid", len(grid) + len(grid) ** 2) as advance:
             h1, h2 = self.layer_inputs(method, layer, view1), self.layer_inputs(method, layer, view2)
             result = loss_landscape(
                 h1, h2, layer.weight.detach().float(),
@@ -142,7 +142,7 @@ class LandscapeProbe(ProbeCallback):
                 method.loss_fn, head=head, scales=grid, r1=grid, r2=grid,
                 weight_decay=method.hparams.weight_decay if self.include_weight_decay else 0.0,
                 scale_bias=self.scale_bias,
-                batch_size=self.batch_size or datamodule.batch_size,
+                batch_size=self.batch_size or datamodule.batch_size, on_points=advance,
             )
         report = landscape_report(result)
         directory = probes_dir(run_dir)

@@ -76,11 +76,12 @@ class LinearEvaluation(ProbeCallback):
         self.train_size, self.test_size = train_size, test_size
         self.extract_batch_size, self.seed = extract_batch_size, seed
 
-    def features(self, method: LightningModule, images: ImageSet) -> torch.Tensor:
+    def features(self, method: LightningModule, images: ImageSet, what: str = "features") -> torch.Tensor:
         chunks = []
-        with evaluation_mode(method):
+        with evaluation_mode(method), self.progress(what, len(images)) as advance:
             for chunk in in_chunks(images.images, self.extract_batch_size):
                 chunks.append(method.features(normalize_images(chunk.to(method.device))).float().cpu())
+                advance(len(chunk))
         return torch.cat(chunks)
 
     def measure(self, method: LightningModule, datamodule, run_dir: Path, epoch: int) -> dict:
@@ -90,15 +91,17 @@ class LinearEvaluation(ProbeCallback):
         train = balanced_subset(train, self.train_size, self.seed)
         test = balanced_subset(test, self.test_size, self.seed)
         start = time.perf_counter()
-        train_features, test_features = self.features(method, train), self.features(method, test)
+        train_features = self.features(method, train, "train features")
+        test_features = self.features(method, test, "test features")
         extraction = time.perf_counter() - start
         start = time.perf_counter()
-        result = linear_evaluation(
-            train_features, train.labels, test_features, test.labels,
-            num_classes=len(datamodule.class_counts), train_counts=datamodule.class_counts,
-            epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, final_lr=self.final_lr,
-            knn_k=self.knn_k, knn_temperature=self.knn_temperature, seed=self.seed,
-        )
+        with self.progress("classifier epochs", self.epochs) as advance:
+            result = linear_evaluation(
+                train_features, train.labels, test_features, test.labels,
+                num_classes=len(datamodule.class_counts), train_counts=datamodule.class_counts,
+                epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, final_lr=self.final_lr,
+                knn_k=self.knn_k, knn_temperature=self.knn_temperature, seed=self.seed, on_epoch=advance,
+            )
         fitting = time.perf_counter() - start
         payload = {
             "epoch": epoch, **result, "train_class_counts": list(datamodule.class_counts),

@@ -28,7 +28,7 @@ class ProjectorSpectrum(ProbeCallback):
     the covariance of backbone features and of embeddings on a fixed probe set of
     ``num_images`` test images (no augmentation, eval mode); derives effective rank (RankMe),
     stable rank and the number of collapsed directions (eigenvalue below
-    ``collapse_threshold`` × the largest). Writes ``probes/spectrum.npz`` (arrays ``epochs``,
+    ``collapse_threshold`` × the largest). Writes ``probes/spectrum.npz`` (arrays ``epochs`` (counted from 1),
     ``weight_singular_values``, ``feature_eigenvalues``, ``embedding_eigenvalues`` with one row
     per measurement, plus the derived scalars per row), ``probes/spectrum.png`` and
     ``probes/spectrum_heatmap.png``. The history survives resume (``state_dict``).
@@ -67,11 +67,12 @@ class ProjectorSpectrum(ProbeCallback):
     def measure(self, method: LightningModule, datamodule, run_dir: Path, epoch: int) -> dict:
         images = self.probe_images(datamodule)
         features, embeddings = [], []
-        with evaluation_mode(method):
+        with evaluation_mode(method), self.progress("features", len(images)) as advance:
             for chunk in in_chunks(images, self.batch_size):
                 feature = method.features(normalize_images(chunk.to(method.device)))
                 features.append(feature.float().cpu())
                 embeddings.append(method.projector(feature).float().cpu())
+                advance(len(chunk))
         layer = last_linear(method.projector)
         weight = layer.weight.detach().float().cpu() if layer is not None else None
         report = spectrum_report(weight, torch.cat(features), torch.cat(embeddings), self.collapse_threshold)

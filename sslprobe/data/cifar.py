@@ -54,12 +54,40 @@ def _missing_message(root: Path) -> str:
     )
 
 
+# The only globals a CIFAR-10 batch file refers to: numpy arrays (the images, and in copies
+# written by newer numpy, the class names); the rest is dicts, lists, strings, bytes and ints.
+ALLOWED_GLOBALS = frozenset({
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+})
+
+
+class ForbiddenGlobal(pickle.UnpicklingError):
+    """A pickle referred to a global outside `ALLOWED_GLOBALS`."""
+
+
+class BatchUnpickler(pickle.Unpickler):
+    """Unpickler that builds only what the CIFAR-10 format holds: dicts, lists, strings, bytes,
+    integers and numpy arrays. Any other global (a function to call, a class to build) is refused
+    before it is looked up, so a crafted file cannot run code."""
+
+    def find_class(self, module: str, name: str):
+        if (module, name) in ALLOWED_GLOBALS:
+            return super().find_class(module, name)
+        raise ForbiddenGlobal(f"{module}.{name}")
+
+
 def _read_pickle(path: Path) -> dict:
     try:
         with open(path, "rb") as handle:
-            content = pickle.load(handle, encoding="latin1")
+            content = BatchUnpickler(handle, encoding="latin1").load()
     except FileNotFoundError:
         raise
+    except ForbiddenGlobal as error:
+        raise DataError(f"{path} refused: it refers to {error}, which no CIFAR-10 batch file contains "
+                        "(loading it could run code); replace it with an official copy") from None
     except Exception as error:  # truncated or not a pickle at all
         raise DataError(f"{path} is not a readable CIFAR-10 batch file ({type(error).__name__}: {error})") from None
     if not isinstance(content, dict):

@@ -20,7 +20,7 @@ from sslprobe.data.imbalance import (
     save_subset,
     subset_indices,
 )
-from sslprobe.data.sampler import GlobalBatchSampler, sample_seed
+from sslprobe.data.sampler import GlobalBatchSampler, ResumableLoader, resume_position, sample_seed
 
 SUBSET_FILE = "subset.json"
 AugmentOn = Literal["auto", "device", "workers"]
@@ -203,12 +203,8 @@ class CIFAR10DataModule(LightningDataModule):
 
     def load_state_dict(self, state: dict) -> None:
         """Resume mid-epoch at the next unseen batch, or at the next epoch's start."""
-        if not state:
-            return
-        if state["batches_done"] >= state["batches_per_epoch"]:
-            self.resume_position = (state["epoch"] + 1, 0)
-        else:
-            self.resume_position = (state["epoch"], state["batches_done"])
+        if state:
+            self.resume_position = resume_position(state)
 
     # -------------------------------------------------------------- lifecycle
     def setup(self, stage: str | None = None) -> None:
@@ -264,7 +260,8 @@ class CIFAR10DataModule(LightningDataModule):
         return batch
 
     def _loader(self, dataset: Dataset, batch_size: int, sampler=None) -> DataLoader:
-        return DataLoader(
+        stateful = {"position": self.state_dict} if isinstance(sampler, GlobalBatchSampler) else {}
+        return (ResumableLoader if stateful else DataLoader)(
             dataset,
             batch_size=batch_size,
             sampler=sampler,
@@ -275,6 +272,7 @@ class CIFAR10DataModule(LightningDataModule):
             # Its own generator: starting an epoch's iterator must not draw from torch's global RNG,
             # whose state exact resume restores (views depend only on the sampler's seeds).
             generator=torch.Generator().manual_seed(self.seed),
+            **stateful,
         )
 
     def train_sampler(self) -> GlobalBatchSampler:

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import numpy as np
 import torch
-from torch.utils.data import DistributedSampler
+from torch.utils.data import DataLoader, DistributedSampler
 
 
 def sample_seed(seed: int, epoch: int, index: int) -> int:
@@ -81,3 +81,37 @@ class GlobalBatchSampler(DistributedSampler):
 
     def __len__(self) -> int:
         return self.num_samples
+
+
+class ResumableLoader(DataLoader):
+    """The training DataLoader, stateful in Lightning's sense (``state_dict`` / ``load_state_dict``).
+
+    Its state is the position of training in the data, ``{"epoch", "batches_done",
+    "batches_per_epoch"}``, given by ``position`` (the datamodule's `state_dict`, which counts the
+    batches the trainer has processed, not the ones prefetched). Lightning stores it in the
+    checkpoint's loop state and hands it back on resume, before the loader iterates;
+    `load_state_dict` then starts the sampler at the next unseen batch. Checkpoints without that
+    entry resume the same way through the datamodule's own state.
+
+    Args:
+        *args, **kwargs: `DataLoader`'s; the sampler must be a `GlobalBatchSampler`.
+        position: callable returning the current position (an empty dict outside a trainer).
+    """
+
+    def __init__(self, *args, position=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.position = position
+
+    def state_dict(self) -> dict:
+        return dict(self.position()) if self.position is not None else {}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state and isinstance(self.sampler, GlobalBatchSampler):
+            self.sampler.skip(*resume_position(state))
+
+
+def resume_position(state: dict) -> tuple[int, int]:
+    """(epoch, batches to skip) at which a run saved with ``state`` continues."""
+    if state["batches_done"] >= state["batches_per_epoch"]:
+        return state["epoch"] + 1, 0
+    return state["epoch"], state["batches_done"]

@@ -168,8 +168,12 @@ def _grid_losses(
     loss_fn: LossFn,
     weight_decay: float,
     chunk_size: int | None,
+    on_points=None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Mean batch loss and decay penalty at each row of ``coefficients`` (G, K); two (G,)."""
+    """Mean batch loss and decay penalty at each row of ``coefficients`` (G, K); two (G,).
+
+    ``on_points(n)`` is called after each chunk of n grid points (progress display).
+    """
     coeff = torch.as_tensor(coefficients, dtype=torch.float64, device=layer.parts1.device)
     chunk = _chunk_size(layer, chunk_size)
     values = torch.empty(coeff.shape[0], dtype=torch.float64)
@@ -193,6 +197,8 @@ def _grid_losses(
             if not use_vmap:
                 chunk_values = _losses_loop(y1, y2, head, loss_fn)
             values[start:stop] = chunk_values
+            if on_points is not None:
+                on_points(stop - start)
     penalty = 0.5 * weight_decay * (coefficients**2 @ layer.part_sq_norms)
     return values.numpy(), penalty
 
@@ -254,13 +260,14 @@ def _landscape_1d(
     scale_bias: bool,
     batch_size: int | None,
     chunk_size: int | None,
+    on_points=None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """`rescale_landscape_1d` with the loss and the decay penalty returned separately."""
     a = default_grid() if scales is None else np.asarray(scales, dtype=np.float64)
     weight = weight.detach()
     bias_parts = [bias.detach()] if (scale_bias and bias is not None) else None
     layer = _prepare(h1, h2, [weight], bias_parts, bias, batch_size)
-    loss, decay = _grid_losses(layer, a[:, None], head or _identity, loss_fn, weight_decay, chunk_size)
+    loss, decay = _grid_losses(layer, a[:, None], head or _identity, loss_fn, weight_decay, chunk_size, on_points)
     return a, loss, decay
 
 
@@ -347,6 +354,7 @@ def _landscape_2d(
     scale_bias: bool,
     batch_size: int | None,
     chunk_size: int | None,
+    on_points=None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """`rescale_singular_halves` with the loss and the decay penalty returned separately."""
     r1 = default_grid() if r1 is None else np.asarray(r1, dtype=np.float64)
@@ -359,7 +367,7 @@ def _landscape_2d(
         bias_parts = [b_large, b - b_large]
     layer = _prepare(h1, h2, [w_large, w_small], bias_parts, bias, batch_size)
     grid = np.stack(np.meshgrid(r1, r2, indexing="ij"), axis=-1).reshape(-1, 2)  # (G, 2)
-    loss, decay = _grid_losses(layer, grid, head or _identity, loss_fn, weight_decay, chunk_size)
+    loss, decay = _grid_losses(layer, grid, head or _identity, loss_fn, weight_decay, chunk_size, on_points)
     shape = (len(r1), len(r2))
     return r1, r2, loss.reshape(shape), decay.reshape(shape)
 
@@ -476,17 +484,19 @@ def loss_landscape(
     scale_bias: bool = False,
     batch_size: int | None = DEFAULT_BATCH_SIZE,
     chunk_size: int | None = None,
+    on_points=None,
 ) -> LandscapeResult:
     """Run `rescale_landscape_1d`, `rescale_singular_halves` and `reference_loss` on one layer.
 
     For a projector whose last layer is ``nn.Linear`` ``layer``: ``h_v = projector[:-1](
     backbone(view_v))`` and ``weight, bias = layer.weight, layer.bias``. Arguments as in the
-    two probes.
+    two probes; ``on_points(n)`` is called after every n grid points evaluated (of
+    ``len(scales) + len(r1) * len(r2)``), for a progress display.
     """
     h1, h2 = _as_inputs(h1), _as_inputs(h2)
     options = (weight_decay, scale_bias, batch_size, chunk_size)
-    a, loss_1d, decay_1d = _landscape_1d(h1, h2, weight, bias, loss_fn, head, scales, *options)
-    r1, r2, loss_2d, decay_2d = _landscape_2d(h1, h2, weight, bias, loss_fn, head, r1, r2, *options)
+    a, loss_1d, decay_1d = _landscape_1d(h1, h2, weight, bias, loss_fn, head, scales, *options, on_points)
+    r1, r2, loss_2d, decay_2d = _landscape_2d(h1, h2, weight, bias, loss_fn, head, r1, r2, *options, on_points)
     reference = reference_loss(
         h1,
         h2,
@@ -550,7 +560,9 @@ def landscape_report(
     - ``origin``: "maximum" when the 1-D loss decreases from a = 0 to the next grid value
       (the paper's criterion: the origin is a local maximum along a, so W = 0, complete
       collapse, is not a local minimum), "minimum" when it increases, "flat" when the change is
-      within ``flat_rtol`` relative; None when the grid does not start at a = 0.
+      within ``flat_rtol`` relative; None when the grid does not start at a = 0 or the loss is
+      ``scale_invariant`` (the 1-D curve is then flat by construction and says nothing about the
+      origin). ``origin_is_local_max`` is None exactly when ``origin`` is.
     - ``scale_invariant``: the 1-D loss *without* the weight-decay term (``relative_range_1d``)
       varies over a in ``flat_range`` by at most ``flat_rtol`` × its largest magnitude. Then the
       1-D curve is that of the decay term alone and carries no information about the loss (nor
@@ -581,7 +593,7 @@ def landscape_report(
     scale_invariant = bool(in_range.sum() >= 2 and range_1d <= flat_rtol)
 
     origin = None
-    if a.size >= 2 and a[0] == 0.0:
+    if a.size >= 2 and a[0] == 0.0 and not scale_invariant:
         change = loss_1d[1] - loss_1d[0]
         tolerance = flat_rtol * max(abs(loss_1d[0]), abs(loss_1d[1]), 1e-12)
         origin = "maximum" if change < -tolerance else "minimum" if change > tolerance else "flat"
@@ -610,7 +622,7 @@ def landscape_report(
         "min_2d_loss": float(loss_2d[i1, i2]),
         "reference_loss": float(result.reference_loss),
         "origin": origin,
-        "origin_is_local_max": origin == "maximum",
+        "origin_is_local_max": None if origin is None else origin == "maximum",
         "relative_range_1d": range_1d,
         "relative_range_2d": range_2d,
         "scale_invariant": scale_invariant,

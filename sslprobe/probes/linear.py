@@ -85,6 +85,7 @@ def train_linear_classifier(
     momentum: float = 0.9,
     weight_decay: float = 0.0,
     seed: int = 0,
+    on_epoch=None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Multinomial logistic regression by mini-batch SGD with momentum and cosine LR.
 
@@ -105,6 +106,7 @@ def train_linear_classifier(
         momentum: SGD momentum.
         weight_decay: L2 coefficient on W.
         seed: seed of the shuffling generator.
+        on_epoch: called with no argument after each epoch (progress display).
 
     Returns:
         ``(weight, bias)`` of shapes (C, D) and (C,).
@@ -138,6 +140,8 @@ def train_linear_classifier(
                 weight.add_(velocity_w, alpha=-step_lr)
                 bias.add_(velocity_b, alpha=-step_lr)
                 step += 1
+            if on_epoch is not None:
+                on_epoch()
     return weight, bias
 
 
@@ -225,7 +229,7 @@ def classification_metrics(
 
     Balanced accuracy is the mean per-class recall over classes with test samples. Rare and
     frequent classes come from `rare_classes` on ``train_counts``; when no class is rare (equal
-    counts) both means equal the balanced accuracy.
+    counts) both means are None.
 
     Args:
         predictions: (M,) predicted labels.
@@ -245,8 +249,8 @@ def classification_metrics(
     if rare:
         frequent = [c for c in range(num_classes) if c not in rare]
         rare_mean, frequent_mean = _mean_over(per_class, rare), _mean_over(per_class, frequent)
-    else:
-        rare_mean = frequent_mean = balanced
+    else:  # equal counts: no class is rare, so neither mean is defined
+        rare_mean = frequent_mean = None
     return {
         "top1": top1,
         "per_class": per_class,
@@ -274,6 +278,7 @@ def linear_evaluation(
     knn_k: int = 200,
     knn_temperature: float = 0.1,
     seed: int = 0,
+    on_epoch=None,
 ) -> dict[str, float | list | None]:
     """Linear and kNN evaluation of frozen features (the paper's Appendix C protocol).
 
@@ -292,6 +297,7 @@ def linear_evaluation(
         epochs, batch_size, lr, final_lr, momentum, weight_decay, seed: see
             `train_linear_classifier`.
         knn_k, knn_temperature: see `knn_predict`.
+        on_epoch: called after each epoch of the linear classifier (progress display).
 
     Returns:
         JSON-serialisable dict: ``top1``, ``knn_top1``, ``per_class`` (C values, None for a
@@ -317,6 +323,7 @@ def linear_evaluation(
         momentum=momentum,
         weight_decay=weight_decay,
         seed=seed,
+        on_epoch=on_epoch,
     )
     predictions = torch.addmm(bias, test_std, weight.T).argmax(dim=1)
     metrics = classification_metrics(predictions, test_labels, num_classes, train_counts)

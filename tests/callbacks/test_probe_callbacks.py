@@ -60,7 +60,7 @@ def probed_run(tmp_path_factory, cifar_root) -> Path:
 def test_fit_writes_every_probe_file(probed_run):
     probes = probed_run / "probes"
     with np.load(probes / "spectrum.npz") as spectrum:
-        assert spectrum["epochs"].tolist() == [0, 1]
+        assert spectrum["epochs"].tolist() == [1, 2]  # counted from 1
         assert spectrum["weight_singular_values"].shape == (2, 8)  # 8 x 16 last layer
         assert spectrum["feature_eigenvalues"].shape == (2, 16)
         assert spectrum["embedding_eigenvalues"].shape == (2, 8)
@@ -70,7 +70,7 @@ def test_fit_writes_every_probe_file(probed_run):
     with np.load(probes / "spectrum.npz") as spectrum:
         expected = torch.linalg.svdvals(checkpoint["state_dict"]["projector.3.weight"].double()).numpy()
         np.testing.assert_allclose(spectrum["weight_singular_values"][1], expected, rtol=1e-5, atol=1e-7)
-    with np.load(probes / "landscape_epoch1.npz") as landscape:
+    with np.load(probes / "landscape_epoch2.npz") as landscape:
         assert landscape["loss_2d"].shape == (5, 5) and landscape["loss_1d"].shape == (5,)
         assert landscape["a"][0] == 0.0 and landscape["a"][-1] == 2.0
         reference = float(landscape["reference_loss"])
@@ -86,9 +86,10 @@ def test_fit_writes_every_probe_file(probed_run):
     assert len(z1) == 100  # the whole 100-image subset (fewer than num_images)
     batches = [method.loss_fn(z1[i : i + 25], z2[i : i + 25]) for i in range(0, 100, 25)]
     assert reference == pytest.approx(float(torch.stack(batches).mean()), rel=1e-5)
-    report = json.loads((probes / "landscape_epoch1.json").read_text())
+    report = json.loads((probes / "landscape_epoch2.json").read_text())
     # SimCLR's cosine NT-Xent with the whole affine map rescaled: the 1-D curve is flat for a > 0.
     assert report["scale_invariant"] is True
+    assert report["origin"] is None and report["origin_is_local_max"] is None  # flat by construction
     linear = json.loads((probes / "linear_eval.json").read_text())
     assert {"top1", "knn_top1", "per_class", "balanced", "rare_mean", "frequent_mean"} <= set(linear)
     assert len(linear["per_class"]) == 10 and linear["num_train"] == 1000 and linear["num_test"] == 500
@@ -98,8 +99,8 @@ def test_fit_writes_every_probe_file(probed_run):
     for name in (
         "spectrum.png",
         "spectrum_heatmap.png",
-        "landscape_epoch1_1d.png",
-        "landscape_epoch1_2d.png",
+        "landscape_epoch2_1d.png",
+        "landscape_epoch2_2d.png",
         "linear_eval_per_class.png",
     ):
         assert (probes / name).stat().st_size > 1000, name
@@ -113,7 +114,7 @@ def test_probe_entry_remeasures_a_checkpoint(probed_run, capsys):
     assert after["top1"] == pytest.approx(before["top1"], abs=1e-6)  # same weights, same protocol
     with np.load(probed_run / "probes" / "spectrum.npz") as spectrum:
         # the history saved with the checkpoint continues: two epochs from training, one from `probe`
-        assert spectrum["epochs"].tolist() == [0, 1, 1]
+        assert spectrum["epochs"].tolist() == [1, 2, 2]
         assert np.allclose(spectrum["embedding_eigenvalues"][1], spectrum["embedding_eigenvalues"][2], rtol=1e-5)
     assert "wrote" in capsys.readouterr().out
 
@@ -135,7 +136,7 @@ def test_landscape_not_scale_invariant_for_spectral_contrastive(tmp_path, cifar_
         "--probes.linear_eval",
         "null",
     )
-    report = json.loads((run / "probes" / "landscape_epoch1.json").read_text())
+    report = json.loads((run / "probes" / "landscape_epoch2.json").read_text())
     assert report["scale_invariant"] is False
     assert not (run / "probes" / "linear_eval.json").exists()
 

@@ -116,6 +116,10 @@ def check_failure(case: str, root: Path, code: int, err: str) -> None:
     for name, content in EXISTING.items():
         assert (root / "exp" / "version_0" / name).read_bytes() == content
     assert [p.parent.name for p in root.glob("exp/*/config.yaml")] == ["version_0"]
+    # Nothing is left behind: no new run directory (it would shift version numbers), no W&B run.
+    assert sorted(p.name for p in root.iterdir()) == ["exp"]
+    assert sorted(p.name for p in (root / "exp").iterdir()) == ["version_0"]
+    assert not list(root.rglob("wandb"))
 
 
 @pytest.mark.parametrize("case", sorted(CASES))

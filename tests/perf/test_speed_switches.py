@@ -22,6 +22,7 @@ def fit(root: Path, cifar_root: Path, *extra: str) -> Path:
     """Two steps of batch 20 with a tiny ResNet-12; returns the run directory."""
     main([
         "fit", "--config", str(REPO / "configs" / "quickstart.yaml"),
+        "--probes.spectrum", "null", "--probes.landscape", "null", "--probes.linear_eval", "null",
         "--model.init_args.backbone_kwargs", "{widths: [8, 16, 16, 16]}",
         "--data.root", str(cifar_root), "--data.subset_size", "100", "--data.batch_size", "20",
         "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "0",

@@ -1,3 +1,4 @@
+import json
 import math
 
 import numpy as np
@@ -158,8 +159,13 @@ def test_scale_invariance_is_detected_only_for_normalised_losses(name):
     if invariant:
         assert "only the 2-D" in report["message"]
         assert report["relative_range_2d"] > 1e-3  # the 2-D probe still sees the loss change
+        # a curve flat by construction says nothing about the origin: null, not "maximum"/true
+        assert report["origin"] is None and report["origin_is_local_max"] is None
+        assert json.loads(json.dumps(report))["origin_is_local_max"] is None
     else:
         assert report["relative_range_1d"] > 1e-3
+        assert report["origin"] in ("maximum", "minimum", "flat")
+        assert report["origin_is_local_max"] is (report["origin"] == "maximum")
 
 
 def test_scale_invariance_is_judged_on_the_loss_without_weight_decay():

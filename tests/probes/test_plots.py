@@ -31,8 +31,14 @@ def test_spectrum_plot(tmp_path):
         assert len(drawn) == len(values)
         np.testing.assert_array_equal(drawn[values > 0], values[values > 0])  # zeros sit at a floor on the log axis
         assert (drawn[values == 0] > 0).all()
-    threshold = next(line for label, line in lines.items() if label.startswith("collapse threshold"))
-    np.testing.assert_allclose(np.asarray(threshold.get_ydata(), dtype=float), 1e-4 * eigenvalues.max())
+    # one threshold per curve, in its colour, at threshold x that curve's own largest value
+    ax = fig.axes[0]
+    curves = [line for line in ax.lines if line.get_linestyle() == "-"]
+    thresholds = [line for line in ax.lines if line.get_linestyle() == "--"]
+    assert len(curves) == len(thresholds) == 2
+    for curve, threshold in zip(curves, thresholds):
+        assert threshold.get_color() == curve.get_color()
+        assert threshold.get_ydata()[0] == pytest.approx(1e-4 * np.max(curve.get_ydata()))
     saved(fig, tmp_path / "spectrum.png")
 
 
@@ -42,7 +48,15 @@ def test_spectrum_heatmap(tmp_path):
     fig = plots.plot_spectrum_heatmap(epochs, spectra, value_label="singular value")
     labelled(fig)
     assert len(fig.axes) == 2  # the heatmap and its colour bar
+    assert list(fig.axes[0].get_xticks()) == list(epochs)  # one tick per measurement
     saved(fig, tmp_path / "spectrum_heatmap.png")
+
+
+def test_spectrum_heatmap_of_one_measurement_has_one_integer_tick(tmp_path):
+    fig = plots.plot_spectrum_heatmap(np.array([1]), np.logspace(0, -6, 16)[None, :])
+    ax = fig.axes[0]
+    assert list(ax.get_xticks()) == [1.0] and [t.get_text() for t in ax.get_xticklabels()] == ["1"]
+    saved(fig, tmp_path / "one.png")
 
 
 @pytest.mark.parametrize("scale_invariant", [False, True])
@@ -79,6 +93,20 @@ def test_landscape_2d_plot_marks_minima_and_reference(tmp_path):
     saved(fig, tmp_path / "landscape_2d.png")
 
 
+def test_landscape_2d_colour_limits_follow_the_trained_point(tmp_path):
+    r = np.linspace(0, 2, 21)
+    loss = 4 + 0.05 * (r[:, None] - 1) ** 2 + 0.03 * (r[None, :] - 1.2) ** 2
+    loss[0, 0] = 50.0  # a normalised loss blows up at the origin
+    fig = plots.plot_landscape_2d(r, r, loss)
+    near = loss[np.ix_(np.abs(r - 1) <= 0.5 + 1e-12, np.abs(r - 1) <= 0.5 + 1e-12)]
+    mesh = fig.axes[0].collections[0]
+    assert mesh.get_clim() == pytest.approx((near.min(), near.max()))
+    assert "±0.5 of (1, 1)" in fig.axes[1].get_ylabel()  # the colour bar says so
+    whole = plots.plot_landscape_2d(r, r, loss, window=None)
+    assert whole.axes[0].collections[0].get_clim() == pytest.approx((loss.min(), 50.0))
+    saved(fig, tmp_path / "landscape_2d_window.png")
+
+
 def test_per_class_bar_chart_highlights_rare_classes(tmp_path):
     counts = [4890, 87, 5000, 0, 74, 0, 0, 212, 4788, 4947]
     per_class = [0.9, 0.4, 0.92, 0.1, 0.35, 0.2, None, 0.6, 0.95, 0.91]
@@ -89,4 +117,12 @@ def test_per_class_bar_chart_highlights_rare_classes(tmp_path):
     assert all((bars[i].get_facecolor() == bars[1].get_facecolor()) is (i in (1, 3, 4, 5, 6)) for i in range(10))
     heights = [bar.get_height() for bar in bars]
     np.testing.assert_allclose(heights, [100 * (value or 0.0) for value in per_class])  # percent; no value drawn as 0
+    assert "rare in training" in [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     saved(fig, tmp_path / "per_class.png")
+
+
+def test_per_class_bar_chart_without_rare_classes_has_no_rare_legend(tmp_path):
+    fig = plots.plot_per_class_accuracy([0.5] * 10, rare_classes=[], train_counts=[200] * 10)
+    assert fig.axes[0].get_legend() is None
+    assert len({bar.get_facecolor() for bar in fig.axes[0].patches}) == 1
+    saved(fig, tmp_path / "per_class_balanced.png")

@@ -29,13 +29,14 @@ from pathlib import Path
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 
-from sslprobe.callbacks import ExactResume, LandscapeProbe, LinearEvaluation, Preempted, ProjectorSpectrum
+from sslprobe.callbacks import ExactResume, LandscapeProbe, LinearEvaluation, Preempted, ProjectorSpectrum, TheoryProbe
 from sslprobe.data.datamodule import CIFAR10DataModule
 from sslprobe.methods.base import SSLMethod
 from sslprobe.runtime import tune_host_allocator
 
 DEFAULT_ROOT = "runs"
-PROBES = {"spectrum": ProjectorSpectrum, "landscape": LandscapeProbe, "linear_eval": LinearEvaluation}
+PROBES = {"spectrum": ProjectorSpectrum, "landscape": LandscapeProbe, "linear_eval": LinearEvaluation,
+          "theory": TheoryProbe}
 
 
 def wandb_logged_in() -> bool:
@@ -258,7 +259,7 @@ class SSLProbeCLI(LightningCLI):
 KNOWN_KEYS: list[str] = []  # option names of the last parser built, for "did you mean" suggestions
 
 
-PROBE_CHOICES = {"spectrum": "spectrum", "landscape": "landscape", "linear": "linear_eval"}
+PROBE_CHOICES = {"spectrum": "spectrum", "landscape": "landscape", "linear": "linear_eval", "theory": "theory"}
 
 
 def build_probe(key: str, section: dict | None):

@@ -5,6 +5,7 @@ from sslprobe.callbacks.landscape import LandscapeProbe, ProbeTargetError
 from sslprobe.callbacks.linear_eval import LinearEvaluation
 from sslprobe.callbacks.resume import ExactResume, Preempted
 from sslprobe.callbacks.spectrum import ProjectorSpectrum
+from sslprobe.callbacks.theory import TheoryProbe
 
 __all__ = [
     "ExactResume",
@@ -14,4 +15,5 @@ __all__ = [
     "ProbeCallback",
     "ProbeTargetError",
     "ProjectorSpectrum",
+    "TheoryProbe",
 ]

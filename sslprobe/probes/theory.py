@@ -216,20 +216,37 @@ class Prediction:
     quartic: float | None
 
 
+SUPPORT_RTOL = 1e-9  # eigenvalues of Σ below this × the largest: directions the features never take
+
+
+def sigma_support(Sigma: torch.Tensor, rtol: float = SUPPORT_RTOL) -> torch.Tensor:
+    """(d, k) orthonormal basis of the directions where Σ > rtol × its largest eigenvalue.
+
+    Features after a ReLU can be constant (dead units): Σ is then singular, the loss does not see
+    W in those directions, and the theory is applied inside Σ's support (W = 0 outside, where
+    weight decay sends it).
+    """
+    values, vectors = torch.linalg.eigh((Sigma + Sigma.T) / 2)
+    return vectors[:, values > rtol * values.max().clamp_min(1e-300)]
+
+
 def predict(covariances: FeatureCovariances, loss: TheoryLoss, output_dim: int) -> Prediction:
     """The theory's stationary last layer for ``loss`` (module docstring: which theorem).
 
     Thm. 1 needs ``output_dim`` ≥ the number of kept directions (condition 2); with fewer outputs
     the global minimum keeps the ``output_dim`` directions of largest whitened eigenvalue
-    (`stationary_loss` is ``-Σ_M Λ_i² / 4q``).
+    (`stationary_loss` is ``-Σ_M Λ_i² / 4q``). The theory is applied inside `sigma_support`;
+    ``B``, ``gram`` are returned in the full d-dimensional basis, ``whitened`` has one value per
+    supported direction.
     """
-    A0, C, Sigma = covariances.A0, covariances.C, covariances.Sigma
+    basis = sigma_support(covariances.Sigma)
+    A0, C, Sigma = (basis.T @ m @ basis for m in (covariances.A0, covariances.C, covariances.Sigma))
     dim = A0.shape[0]
     n = paper_n_from_batch(loss.batch)
     if loss.kind == "barlow_twins":
         B = origin_hessian("barlow_twins", A0, C, standardize_eps=loss.eps)
         values, _ = whitened_hessian_spectrum(B, Sigma)
-        return Prediction(B, values, int((values <= 0).sum()), None, None, None, None)
+        return Prediction(basis @ B @ basis.T, values, int((values <= 0).sum()), None, None, None, None)
     if loss.kind == "spectral_contrastive":
         B = origin_hessian("spectral_contrastive", A0, C, mu=loss.mu, weight_decay=loss.weight_decay / 2)
         quartic = quartic_weight("spectral_contrastive", mu=loss.mu)
@@ -255,9 +272,10 @@ def predict(covariances: FeatureCovariances, loss: TheoryLoss, output_dim: int) 
         positive = values > 0
         mask = positive & (torch.arange(dim) >= dim - output_dim)
         gram = stationary_gram(B, Sigma, mask, quartic=quartic)
-    weights = _weights(gram)
-    loss_value = float(landscape(weights, B, Sigma, quartic))
-    return Prediction(B, values, nonpositive, scale * gram, int(mask.sum()), loss_value, quartic)
+    loss_value = float(landscape(_weights(gram), B, Sigma, quartic))
+    full_gram = basis @ gram @ basis.T
+    return Prediction(basis @ B @ basis.T, values, nonpositive, scale * full_gram, int(mask.sum()), loss_value,
+                      quartic)
 
 
 def _weights(gram: torch.Tensor) -> torch.Tensor:
@@ -400,6 +418,7 @@ def theory_probe(
         "bias_as_input": with_bias,
         "centred": loss.centred,
         "collapse_threshold": collapse_threshold,
+        "sigma_null_directions": dim - int(sigma_support(covariances.Sigma).shape[1]),
         "a0_sampling_error": _relative_difference(half_covariances[0].A0, half_covariances[1].A0, covariances.A0),
         "c_sampling_error": _relative_difference(half_covariances[0].C, half_covariances[1].C, covariances.C),
         "nonpositive_directions": prediction.nonpositive,

@@ -59,14 +59,9 @@ from sslprobe.probes.landscape import reference_loss
 from sslprobe.probes.spectrum import collapsed_directions
 from sslprobe.theory.closed_forms import (
     landscape,
-    normalized_collapse_condition,
-    normalized_stationary_gram,
-    normalized_surviving_mask,
     origin_hessian,
     paper_n_from_batch,
     quartic_weight,
-    stationary_gram,
-    whitened_hessian_spectrum,
 )
 
 LossKind = Literal["info_nce_family", "normalized", "spectral_contrastive", "barlow_twins"]
@@ -219,33 +214,57 @@ class Prediction:
 SUPPORT_RTOL = 1e-9  # eigenvalues of Σ below this × the largest: directions the features never take
 
 
-def sigma_support(Sigma: torch.Tensor, rtol: float = SUPPORT_RTOL) -> torch.Tensor:
-    """(d, k) orthonormal basis of the directions where Σ > rtol × its largest eigenvalue.
+def sigma_support(Sigma: torch.Tensor, rtol: float = SUPPORT_RTOL) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eigenvalues (k,) and (d, k) orthonormal eigenvectors of Σ where Σ > rtol × its largest.
 
     Features after a ReLU can be constant (dead units): Σ is then singular, the loss does not see
     W in those directions, and the theory is applied inside Σ's support (W = 0 outside, where
     weight decay sends it).
     """
     values, vectors = torch.linalg.eigh((Sigma + Sigma.T) / 2)
-    return vectors[:, values > rtol * values.max().clamp_min(1e-300)]
+    keep = values > rtol * values.max().clamp_min(1e-300)
+    return values[keep], vectors[:, keep]
+
+
+def _surviving_mask(values: torch.Tensor, norm: float, max_directions: int) -> torch.Tensor:
+    """`normalized_surviving_mask` on scaled whitened eigenvalues λ (ascending), at most ``max_directions``."""
+    count = values.numel()
+    kept = torch.zeros(count, dtype=torch.bool)
+    for first in range(max(0, count - max_directions), count):
+        kept = torch.arange(count) >= first
+        if bool((values[kept] + 2.0 * norm / int(kept.sum()) > values[kept].mean()).all()):  # Eq. 13
+            return kept
+    return kept
 
 
 def predict(covariances: FeatureCovariances, loss: TheoryLoss, output_dim: int) -> Prediction:
     """The theory's stationary last layer for ``loss`` (module docstring: which theorem).
 
-    Thm. 1 needs ``output_dim`` ≥ the number of kept directions (condition 2); with fewer outputs
-    the global minimum keeps the ``output_dim`` directions of largest whitened eigenvalue
-    (`stationary_loss` is ``-Σ_M Λ_i² / 4q``). The theory is applied inside `sigma_support`;
-    ``B``, ``gram`` are returned in the full d-dimensional basis, ``whitened`` has one value per
-    supported direction.
+    With ``Σ^-1/2 B Σ^-1/2 = U Λ Uᵀ`` (inside `sigma_support`, where ``Σ^-1/2`` exists):
+
+    - Thm. 1 (general form of Eq. 9): ``WᵀW = 1/(2q) Σ^-1/2 U (M Λ) Uᵀ Σ^-1/2`` with M the
+      directions of positive Λ; it needs ``output_dim`` ≥ their number (condition 2), otherwise
+      the global minimum keeps the ``output_dim`` largest (the loss there is ``-Σ_M Λ_i²/4q``).
+    - Thm. 2 (Eq. 11, κ → ∞): the kept eigenvalues of ``Σ^1/2 WᵀW Σ^1/2`` are
+      ``½(Λ_i/q − mean_M Λ/q) + c/d_M``, M the largest set satisfying Eq. 13.
+
+    ``B`` and ``gram`` are returned in the full d-dimensional basis, ``whitened`` has one value
+    per supported direction.
     """
-    basis = sigma_support(covariances.Sigma)
-    A0, C, Sigma = (basis.T @ m @ basis for m in (covariances.A0, covariances.C, covariances.Sigma))
+    sigma_values, basis = sigma_support(covariances.Sigma)
+    A0, C = basis.T @ covariances.A0 @ basis, basis.T @ covariances.C @ basis
+    Sigma = torch.diag(sigma_values)
+    root = sigma_values.rsqrt()
     dim = A0.shape[0]
     n = paper_n_from_batch(loss.batch)
+
+    def whitened(hessian: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        matrix = root[:, None] * hessian * root[None, :]
+        return torch.linalg.eigh((matrix + matrix.T) / 2)
+
     if loss.kind == "barlow_twins":
         B = origin_hessian("barlow_twins", A0, C, standardize_eps=loss.eps)
-        values, _ = whitened_hessian_spectrum(B, Sigma)
+        values = torch.linalg.eigvalsh(root[:, None] * B * root[None, :])
         return Prediction(basis @ B @ basis.T, values, int((values <= 0).sum()), None, None, None, None)
     if loss.kind == "spectral_contrastive":
         B = origin_hessian("spectral_contrastive", A0, C, mu=loss.mu, weight_decay=loss.weight_decay / 2)
@@ -256,22 +275,21 @@ def predict(covariances: FeatureCovariances, loss: TheoryLoss, output_dim: int) 
         B = origin_hessian(loss.theory_name, A0, C, n=n, alpha=loss.alpha, beta=loss.beta, weight_decay=decay)
         quartic = quartic_weight(loss.theory_name, loss.beta)
         scale = loss.temperature  # W at temperature T is √T times W at T = 1
-    values, _ = whitened_hessian_spectrum(B, Sigma)
+    values, vectors = whitened(B)
     nonpositive = int((values <= 0).sum())
     if loss.kind == "normalized":
         norm = 1.0 / loss.temperature
-        mask = normalized_surviving_mask(B, Sigma, norm=norm, quartic=quartic)
-        first = max(int(torch.nonzero(mask)[0]) if bool(mask.any()) else dim, dim - output_dim)
-        for start in range(first, dim):  # at most output_dim directions, all satisfying Eq. 13
-            mask = torch.arange(dim) >= start
-            if bool(normalized_collapse_condition(B, Sigma, mask, norm=norm, quartic=quartic)[mask].all()):
-                break
-        gram = normalized_stationary_gram(B, Sigma, mask, norm=norm, quartic=quartic)
+        mask = _surviving_mask(values / quartic, norm, output_dim)
+        kept = int(mask.sum())
+        shift = (2.0 * norm - (values[mask] / quartic).sum()) / max(kept, 1)
+        eigen = torch.where(mask, (values / quartic + shift) / 2, torch.zeros_like(values))
         scale = 1.0  # c = 1/T already sets the scale of the unit-T frame the loss sees
     else:
-        positive = values > 0
-        mask = positive & (torch.arange(dim) >= dim - output_dim)
-        gram = stationary_gram(B, Sigma, mask, quartic=quartic)
+        mask = (values > 0) & (torch.arange(dim) >= dim - output_dim)
+        eigen = torch.where(mask, values, torch.zeros_like(values)) / (2.0 * quartic)
+    core = vectors @ torch.diag(eigen) @ vectors.T
+    gram = root[:, None] * core * root[None, :]  # Σ^-1/2 U E Uᵀ Σ^-1/2
+    gram = (gram + gram.T) / 2
     loss_value = float(landscape(_weights(gram), B, Sigma, quartic))
     full_gram = basis @ gram @ basis.T
     return Prediction(basis @ B @ basis.T, values, nonpositive, scale * full_gram, int(mask.sum()), loss_value,
@@ -418,7 +436,7 @@ def theory_probe(
         "bias_as_input": with_bias,
         "centred": loss.centred,
         "collapse_threshold": collapse_threshold,
-        "sigma_null_directions": dim - int(sigma_support(covariances.Sigma).shape[1]),
+        "sigma_null_directions": dim - int(sigma_support(covariances.Sigma)[0].numel()),
         "a0_sampling_error": _relative_difference(half_covariances[0].A0, half_covariances[1].A0, covariances.A0),
         "c_sampling_error": _relative_difference(half_covariances[0].C, half_covariances[1].C, covariances.C),
         "nonpositive_directions": prediction.nonpositive,

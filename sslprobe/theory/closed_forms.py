@@ -436,6 +436,14 @@ def normalized_stationary_gram(
     return _symmetric(root @ vectors @ torch.diag(eigen) @ vectors.T @ root)
 
 
+def _eq13(values: torch.Tensor, kept: torch.Tensor, norm: float) -> torch.Tensor:
+    """Eq. 13 on already scaled whitened eigenvalues λ (d0,) for the directions ``kept``."""
+    if not bool(kept.any()):
+        return kept
+    mean = values[kept].mean()
+    return kept & (values + 2.0 * norm / int(kept.sum()) > mean)
+
+
 def normalized_collapse_condition(
     B: torch.Tensor, Sigma: torch.Tensor, mask: torch.Tensor, *, norm: float = 1.0, quartic: float = 1.0
 ) -> torch.Tensor:
@@ -445,30 +453,35 @@ def normalized_collapse_condition(
         (d0,) bool, True where a kept direction satisfies Eq. 13 (False for dropped ones).
     """
     values, _ = whitened_hessian_spectrum(B, Sigma)
-    values = values / quartic
-    kept = torch.as_tensor(mask).bool()
-    if not bool(kept.any()):
-        return kept
-    mean = values[kept].mean()
-    return kept & (values + 2.0 * norm / int(kept.sum()) > mean)
+    return _eq13(values / quartic, torch.as_tensor(mask).bool(), norm)
 
 
 def normalized_surviving_mask(
-    B: torch.Tensor, Sigma: torch.Tensor, *, norm: float = 1.0, quartic: float = 1.0
+    B: torch.Tensor,
+    Sigma: torch.Tensor,
+    *,
+    norm: float = 1.0,
+    quartic: float = 1.0,
+    max_directions: int | None = None,
 ) -> torch.Tensor:
     """The largest mask (dropping the smallest λ first) whose kept directions all satisfy Eq. 13.
 
-    This is the normalised counterpart of Prop. 2's maximal rank: starting from every direction,
-    the direction with the smallest eigenvalue is dropped while any kept one violates Eq. 13.
+    This is the normalised counterpart of Prop. 2's maximal rank: starting from every direction
+    (or from the ``max_directions`` largest, Thm. 1's condition 2 with d1 outputs), the direction
+    with the smallest eigenvalue is dropped while any kept one violates Eq. 13. One
+    eigen-decomposition; the search runs on its eigenvalues.
 
     Returns:
         (d0,) bool over eigen-directions of ``Σ^-1/2 B Σ^-1/2`` in ascending order.
     """
     values, _ = whitened_hessian_spectrum(B, Sigma)
-    kept = torch.ones_like(values, dtype=torch.bool)
-    for first in range(values.numel()):
-        kept = torch.arange(values.numel()) >= first
-        if bool(normalized_collapse_condition(B, Sigma, kept, norm=norm, quartic=quartic)[kept].all()):
+    values = values / quartic
+    count = values.numel()
+    first_allowed = 0 if max_directions is None else max(0, count - max_directions)
+    kept = torch.arange(count) >= first_allowed
+    for first in range(first_allowed, count):
+        kept = torch.arange(count) >= first
+        if bool(_eq13(values, kept, norm)[kept].all()):
             return kept
     return kept
 

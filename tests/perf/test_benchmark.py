@@ -37,6 +37,7 @@ def test_quick_benchmark_writes_every_section(tmp_path, cifar_root):
         assert augmentation[key] > 0
     probes = report["probes"][0]
     assert probes["landscape"]["cost_vs_forward"] >= 1 and probes["linear"]["cost_vs_forward"] >= 1
+    assert probes["theory"]["cost_vs_forward"] >= 1 and probes["theory"]["images"] == 64
     assert probes["spectrum"]["fraction_of_epoch"] > 0
     scaling = report["scaling"]
     assert all(row["backbone_passes"] == 1 for row in scaling["landscape_vs_grid"])

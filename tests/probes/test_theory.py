@@ -162,3 +162,37 @@ def test_principal_angles_of_known_planes():
     plane2 = torch.tensor([[1.0, 0.0], [0.0, math.cos(angle)], [0.0, math.sin(angle)]], dtype=torch.float64)
     assert np.allclose(principal_angles(plane1, 5 * plane2), [0.0, 30.0], atol=1e-6)
     assert principal_angles(plane1, plane2[:, :0]).size == 0
+
+
+@pytest.mark.parametrize("kind", ["info_nce_family", "normalized", "spectral_contrastive"])
+def test_prediction_equals_the_closed_forms_in_the_non_commuting_case(kind):
+    """The probe's own eigen-algebra against `stationary_gram` / `normalized_stationary_gram`."""
+    from sslprobe.theory import (
+        normalized_stationary_gram,
+        normalized_surviving_mask,
+        origin_hessian,
+        quartic_weight,
+        stationary_gram,
+    )
+
+    g = torch.Generator().manual_seed(8)
+    a0, c = random_covariance(6, g), random_covariance(6, g, scale=0.8)
+    h1, h2 = two_views(a0, c, 3000, g)
+    loss = TheoryLoss(kind, batch=40, temperature=0.7, beta=0.6 if kind == "info_nce_family" else 1.0, mu=1.5,
+                      weight_decay=0.01)
+    estimate = view_covariances(h1, h2, centred=loss.centred)
+    prediction = predict(estimate, loss, output_dim=6)
+    n = paper_n_from_batch(40)
+    if kind == "spectral_contrastive":
+        B = origin_hessian(kind, estimate.A0, estimate.C, mu=1.5, weight_decay=0.005)
+        expected = stationary_gram(B, estimate.Sigma, quartic=quartic_weight(kind, mu=1.5))
+    elif kind == "info_nce_family":
+        B = origin_hessian("beta_info_nce", estimate.A0, estimate.C, n=n, beta=0.6, weight_decay=0.01 * 0.7 / 2)
+        expected = 0.7 * stationary_gram(B, estimate.Sigma, quartic=quartic_weight("beta_info_nce", 0.6))
+    else:
+        B = origin_hessian("info_nce", estimate.A0, estimate.C, n=n)
+        q = quartic_weight("info_nce")
+        mask = normalized_surviving_mask(B, estimate.Sigma, norm=1 / 0.7, quartic=q)
+        expected = normalized_stationary_gram(B, estimate.Sigma, mask, norm=1 / 0.7, quartic=q)
+    assert torch.allclose(prediction.gram, expected, atol=1e-9 * float(expected.abs().max()))
+    assert prediction.rank == int((torch.linalg.eigvalsh(expected) > 1e-9 * float(expected.abs().max())).sum())

@@ -406,7 +406,8 @@ def bench_probes(name: str, root: str, settings: Settings, fit_images_per_s: flo
                               scales=grid, r1=grid, r2=grid, batch_size=loss_batch)
 
     def theory():
-        loss = TheoryLoss("normalized", loss_batch, temperature=model.temperature, weight_decay=model.hparams.weight_decay)
+        loss = TheoryLoss("normalized", loss_batch, temperature=model.temperature,
+                          weight_decay=model.hparams.weight_decay)
         return theory_probe(h1, h2, layer.weight, layer.bias, loss, loss_fn=model.loss_fn)
 
     forward, grids, theories = [], {points: [] for points in settings.grid_sizes}, []

@@ -80,7 +80,8 @@ def test_fit_writes_every_probe_file(probed_run):
     theory = json.loads((probes / "theory_epoch1.json").read_text())
     # SimCLR's cosine NT-Xent: Thm. 2 with c = 1/T, the run's batch and temperature
     assert theory["applicable"] and theory["loss_kind"] == "normalized" and "Thm. 2" in theory["theorem"]
-    assert theory["batch"] == 25 and theory["temperature"] == 0.5 and theory["num_images"] == 100  # the whole 100-image subset
+    assert theory["batch"] == 25 and theory["temperature"] == 0.5
+    assert theory["num_images"] == 100  # the whole 100-image subset
     assert theory["feature_dim"] == 16 and theory["output_dim"] == 8
     assert 1 <= theory["predicted_rank"] <= 8 and 1 <= theory["measured_rank"] <= 8
     assert len(theory["principal_angles_deg"]) == min(theory["predicted_rank"], theory["measured_rank"])

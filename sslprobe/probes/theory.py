@@ -346,7 +346,8 @@ def theory_probe(
         hyper-parameters, ``a0_sampling_error``, ``c_sampling_error``, ``nonpositive_directions``,
         ``predicted_rank`` (and ``predicted_rank_halves``), ``measured_rank``,
         ``predicted_eigenvalues``, ``measured_eigenvalues``, ``principal_angles_deg``,
-        ``max_principal_angle_deg``, ``theory_loss_predicted`` / ``theory_loss_trained`` (Eq. 3),
+        ``max_principal_angle_deg``, ``predicted_mean_sq_norm`` / ``measured_mean_sq_norm``
+        (``Tr[WΣWᵀ]``, E|f|² for uncentred features), ``theory_loss_predicted`` / ``theory_loss_trained`` (Eq. 3),
         ``loss_trained`` / ``loss_predicted`` (the actual loss on the probe's views).
         ``arrays``: A0, C, Sigma, B, their spectra, the whitened spectrum, the predicted and the
         measured Gram matrices and their eigenvalues.
@@ -403,6 +404,8 @@ def theory_probe(
             predicted_w = rows[:, :-1] if with_bias else rows
             actual_predicted = reference_loss(raw1, raw2, predicted_w, predicted_bias, loss_fn, batch_size=loss.batch)
 
+    predicted_norm = None if prediction.gram is None else float(torch.trace(prediction.gram @ covariances.Sigma))
+    measured_norm = float(torch.trace(measured_gram @ covariances.Sigma))
     if loss.kind == "barlow_twins":
         message = ("Barlow Twins standardises each output over the batch: once var >> eps it is invariant to "
                    "W -> DW and the fourth-order expansion (valid only where var << eps, with B = 2A0/eps) does "
@@ -416,6 +419,10 @@ def theory_probe(
     else:
         message = ("Thm. 1 on the last layer's input features: directions with b_i <= 0 in the whitened Hessian "
                    "collapse; the predicted WᵀW is the stationary point of Eq. 3 (fourth order in W).")
+        if loss.kind == "spectral_contrastive" and predicted_norm is not None and predicted_norm > loss.mu:
+            message += (f" The predicted E|f|² = {predicted_norm:.3g} exceeds mu = {loss.mu:g}: the loss clips "
+                        "embeddings to norm √mu, which Eq. 3 does not model, so only the collapse pattern is a "
+                        "prediction, not the magnitudes.")
 
     report = {
         "loss_kind": loss.kind,
@@ -448,6 +455,8 @@ def theory_probe(
         "measured_eigenvalues": measured.tolist(),
         "principal_angles_deg": angles.tolist(),
         "max_principal_angle_deg": float(angles.max()) if angles.size else None,
+        "predicted_mean_sq_norm": predicted_norm,
+        "measured_mean_sq_norm": measured_norm,
         "theory_loss_predicted": prediction.loss,
         "theory_loss_trained": theory_trained,
         "loss_trained": actual_trained,

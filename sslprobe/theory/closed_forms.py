@@ -346,8 +346,8 @@ def local_minimum_rank(B: torch.Tensor, d_star: int, tolerance: float = 1e-10) -
 def critical_dataset_size(a: torch.Tensor | float, c: torch.Tensor | float, alpha: float):
     """Eq. 8's threshold ``N_crit = (1 − α) c_i / a_i`` for weighted InfoNCE (as printed).
 
-    Eq. 8 makes direction i unstable at the origin when ``(1 − α) c_i / N ≥ a_i``, i.e. for
-    ``N ≤ N_crit``: collapse on the *small*-data side. Eq. 17 prints the inverse
+    Eq. 8 gives direction i ``b_i ≤ 0`` (the origin is stable along it: it collapses) when
+    ``(1 − α) c_i / N ≥ a_i``, i.e. for ``N ≤ N_crit``: collapse on the *small*-data side. Eq. 17 prints the inverse
     ``a_i / (c_i (1 − α))`` and the opposite inequality; this function returns the form that
     follows from Eq. 8. Note that `origin_hessian` finds no C/N term in the second-order
     expansion of Eq. 7 itself (nor of `info_nce_loss`), so for the actual loss this threshold

@@ -296,6 +296,48 @@ def predict(covariances: FeatureCovariances, loss: TheoryLoss, output_dim: int) 
                       quartic)
 
 
+def quartic_gaussian_ratio(
+    h1: torch.Tensor, h2: torch.Tensor, weight: torch.Tensor, max_images: int = 2048, seed: int = 0
+) -> float:
+    """Monte-Carlo value of the InfoNCE family's fourth-order term over its Gaussian form (Prop. 1).
+
+    The log-sum's quartic term is ``β/8 · E_x Var_χ |W(x − χ)|²`` (`quartic_weight`), with the
+    anchor x fixed and χ running over its negatives; for Gaussian inputs it equals
+    ``¾β · Tr[(WΣWᵀ)²]`` because ``E_x Var_χ|W(x − χ)|² = 6 Tr[(WΣWᵀ)²]``. This returns
+    ``E_x Var_χ|W(x − χ)|² / (6 Tr[(WΣWᵀ)²])`` measured on the features: anchors are the rows of
+    ``h1``, negatives every row of both views except the anchor's own two. 1 for Gaussian
+    features; the stationary ``WᵀW`` of Thm. 1 scales with 1/q, so a ratio r moves the predicted
+    magnitudes by about 1/r (not the collapse pattern, which B alone decides).
+
+    Args:
+        h1, h2: (N, d) features of the two views; weight: (k, d).
+        max_images: use at most this many images (a random subset drawn with ``seed``), so the
+            (n, 2n) distance matrix stays small.
+
+    Returns:
+        The ratio (nan for a zero W).
+    """
+    if h1.shape[0] > max_images:
+        chosen = torch.randperm(h1.shape[0], generator=torch.Generator().manual_seed(seed))[:max_images]
+        h1, h2 = h1[chosen], h2[chosen]
+    w = weight.to(torch.float64)
+    y1, y2 = h1.to(torch.float64) @ w.T, h2.to(torch.float64) @ w.T  # (N, k)
+    n = y1.shape[0]
+    everything = torch.cat([y1, y2])  # (2N, k)
+    distances = (y1 * y1).sum(1)[:, None] + (everything * everything).sum(1)[None, :] - 2 * y1 @ everything.T
+    own = torch.zeros(n, 2 * n, dtype=torch.bool)
+    own[torch.arange(n), torch.arange(n)] = True
+    own[torch.arange(n), torch.arange(n) + n] = True
+    negatives = distances.masked_fill(own, float("nan"))  # (N, 2N)
+    mean = torch.nanmean(negatives, dim=1, keepdim=True)
+    variance = torch.nanmean((negatives - mean) ** 2, dim=1) * (2 * n - 2) / (2 * n - 3)
+    centred = torch.cat([h1, h2]).to(torch.float64)
+    centred = centred - centred.mean(0)
+    gram = w @ (centred.T @ centred / (2 * n - 1)) @ w.T  # W Σ Wᵀ
+    gaussian = 6.0 * float((gram * gram).sum())
+    return float(variance.mean()) / gaussian if gaussian > 0 else math.nan
+
+
 def _weights(gram: torch.Tensor) -> torch.Tensor:
     values, vectors = torch.linalg.eigh(gram)
     return (values.clamp_min(0).sqrt()[:, None] * vectors.T)  # (d, d) with WᵀW = gram
@@ -347,7 +389,9 @@ def theory_probe(
         ``predicted_rank`` (and ``predicted_rank_halves``), ``measured_rank``,
         ``predicted_eigenvalues``, ``measured_eigenvalues``, ``principal_angles_deg``,
         ``max_principal_angle_deg``, ``predicted_mean_sq_norm`` / ``measured_mean_sq_norm``
-        (``Tr[WΣWᵀ]``, E|f|² for uncentred features), ``theory_loss_predicted`` / ``theory_loss_trained`` (Eq. 3),
+        (``Tr[WΣWᵀ]``, E|f|² for uncentred features), ``quartic_mc_over_gaussian_trained`` /
+        ``_predicted`` (InfoNCE family: `quartic_gaussian_ratio` at either W),
+        ``theory_loss_predicted`` / ``theory_loss_trained`` (Eq. 3),
         ``loss_trained`` / ``loss_predicted`` (the actual loss on the probe's views).
         ``arrays``: A0, C, Sigma, B, their spectra, the whitened spectrum, the predicted and the
         measured Gram matrices and their eigenvalues.
@@ -404,6 +448,11 @@ def theory_probe(
             predicted_w = rows[:, :-1] if with_bias else rows
             actual_predicted = reference_loss(raw1, raw2, predicted_w, predicted_bias, loss_fn, batch_size=loss.batch)
 
+    quartic_ratio_trained = quartic_ratio_predicted = None
+    if loss.kind == "info_nce_family":  # Prop. 1's Gaussian form of the quartic term, checked on these features
+        quartic_ratio_trained = quartic_gaussian_ratio(h1, h2, w)
+        if prediction.gram is not None and prediction.rank:
+            quartic_ratio_predicted = quartic_gaussian_ratio(h1, h2, _weights(prediction.gram))
     predicted_norm = None if prediction.gram is None else float(torch.trace(prediction.gram @ covariances.Sigma))
     measured_norm = float(torch.trace(measured_gram @ covariances.Sigma))
     if loss.kind == "barlow_twins":
@@ -455,6 +504,8 @@ def theory_probe(
         "measured_eigenvalues": measured.tolist(),
         "principal_angles_deg": angles.tolist(),
         "max_principal_angle_deg": float(angles.max()) if angles.size else None,
+        "quartic_mc_over_gaussian_trained": quartic_ratio_trained,
+        "quartic_mc_over_gaussian_predicted": quartic_ratio_predicted,
         "predicted_mean_sq_norm": predicted_norm,
         "measured_mean_sq_norm": measured_norm,
         "theory_loss_predicted": prediction.loss,

@@ -196,3 +196,20 @@ def test_prediction_equals_the_closed_forms_in_the_non_commuting_case(kind):
         expected = normalized_stationary_gram(B, estimate.Sigma, mask, norm=1 / 0.7, quartic=q)
     assert torch.allclose(prediction.gram, expected, atol=1e-9 * float(expected.abs().max()))
     assert prediction.rank == int((torch.linalg.eigvalsh(expected) > 1e-9 * float(expected.abs().max())).sum())
+
+
+def test_quartic_term_is_gaussian_on_gaussian_features_and_not_on_heavy_tails():
+    from sslprobe.probes.theory import quartic_gaussian_ratio
+
+    g = torch.Generator().manual_seed(9)
+    a0, c = random_covariance(3, g), random_covariance(3, g, scale=0.3)
+    h1, h2 = two_views(a0, c, 1500, g)
+    weight = torch.randn(2, 3, generator=g, dtype=torch.float64)
+    assert quartic_gaussian_ratio(h1, h2, weight) == pytest.approx(1.0, abs=0.1)
+    torch.manual_seed(10)
+    heavy = torch.distributions.StudentT(5.0).sample((1500, 3)).double()  # kurtosis 9 instead of 3
+    noise = 0.3 * torch.randn(1500, 3, generator=g, dtype=torch.float64)
+    assert quartic_gaussian_ratio(heavy, heavy + noise, weight) > 1.3
+    result = theory_probe(h1, h2, weight, None, TheoryLoss("info_nce_family", batch=64, beta=0.5))
+    assert result.report["quartic_mc_over_gaussian_trained"] == pytest.approx(1.0, abs=0.1)
+    assert result.report["quartic_mc_over_gaussian_predicted"] == pytest.approx(1.0, abs=0.1)

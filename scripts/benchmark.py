@@ -12,8 +12,9 @@ Sections (one process, same model, batch and machine within each comparison):
   transforms on PIL images in worker processes), the package's own per-sample tensor path, and
   kornia's equivalent pipeline when kornia is installed; same number of workers and threads
   (target >= 3x for batched vs PIL).
-- ``probes``: the landscape probe (41x41 + 41 grid) and linear evaluation (100 epochs on cached
-  features) as multiples of one forward pass over their data (targets <= 2x, <= 1.5x), and the
+- ``probes``: the landscape probe (41x41 + 41 grid), the theory probe (estimators, prediction and
+  measurement on the same images) and linear evaluation (100 epochs on cached features) as
+  multiples of one forward pass over their data (targets <= 2x, <= 1.5x), and the
   spectrum probe as a fraction of a training epoch of 50,000 images (target <= 2%).
 - ``scaling``: landscape cost vs grid size (one backbone pass whatever the grid), fit
   throughput vs batch size, linear-evaluation cost vs epochs.
@@ -56,6 +57,7 @@ from sslprobe.data.sampler import sample_seed
 from sslprobe.methods import SimCLR
 from sslprobe.nn.heads import last_linear
 from sslprobe.probes import linear_evaluation, loss_landscape, spectrum_report
+from sslprobe.probes.theory import TheoryLoss, theory_probe
 from sslprobe.runtime import native_bfloat16, tune_host_allocator
 
 EPOCH_IMAGES = 50_000
@@ -422,13 +424,21 @@ def bench_probes(name: str, root: str, settings: Settings, fit_images_per_s: flo
         return loss_landscape(h1, h2, layer.weight, layer.bias, model.loss_fn, head=after if len(after) else None,
                               scales=grid, r1=grid, r2=grid, batch_size=loss_batch)
 
-    forward, grids = [], {points: [] for points in settings.grid_sizes}
+    def theory():
+        loss = TheoryLoss("normalized", loss_batch, temperature=model.temperature,
+                          weight_decay=model.hparams.weight_decay)
+        return theory_probe(h1, h2, layer.weight, layer.bias, loss, loss_fn=model.loss_fn)
+
+    forward, grids, theories = [], {points: [] for points in settings.grid_sizes}, []
     for _ in range(repeats):
         (h1, h2), seconds = timed(lambda: landscape_inputs(model, images, seeds, before, device), device)
         forward.append(seconds)
         for points in settings.grid_sizes:
             grids[points].append(timed(lambda p=points: landscape(p), device)[1])
+        theories.append(timed(theory, device)[1])
     forward_s = median(forward)
+    theory_row = {"images": n, "views": 2, "feature_dim": int(h1.shape[1]), "forward_s": forward_s,
+                  "theory_s": median(theories), "cost_vs_forward": (forward_s + median(theories)) / forward_s}
     full_grid = max(settings.grid_sizes)
     landscape_row = {
         "images": n, "views": 2, "loss_batch_size": loss_batch, "grid": f"{full_grid}x{full_grid} + {full_grid}",
@@ -474,10 +484,12 @@ def bench_probes(name: str, root: str, settings: Settings, fit_images_per_s: flo
     epoch_s = EPOCH_IMAGES / fit_images_per_s
     spectrum_row = {"images": len(spectrum_images), "spectrum_s": spectrum_s, "epoch_s": epoch_s,
                     "fraction_of_epoch": spectrum_s / epoch_s}
-    print(f"  probes {name}: landscape {landscape_row['cost_vs_forward']:.2f}x forward, linear "
+    print(f"  probes {name}: landscape {landscape_row['cost_vs_forward']:.2f}x forward, "
+          f"theory {theory_row['cost_vs_forward']:.2f}x, linear "
           f"{linear_row['cost_vs_forward']:.2f}x, spectrum {100 * spectrum_row['fraction_of_epoch']:.2f}% of an epoch",
           flush=True)
-    return {"model": name, "landscape": landscape_row, "linear": linear_row, "spectrum": spectrum_row,
+    return {"model": name, "landscape": landscape_row, "theory": theory_row, "linear": linear_row,
+            "spectrum": spectrum_row,
             "scaling": {"landscape_vs_grid": grid_scaling, "linear_vs_epochs": epoch_scaling}}
 
 
@@ -568,6 +580,7 @@ def table(results: dict) -> str:
         name = probes["model"]
         add(f"landscape {probes['landscape']['grid']} / forward, {name}", probes["landscape"]["cost_vs_forward"],
             "<= 2", probes["landscape"]["cost_vs_forward"] <= TARGETS["landscape"])
+        add(f"theory probe / forward, {name}", probes["theory"]["cost_vs_forward"], "-", None)
         add(f"linear eval {probes['linear']['epochs']} ep. / extraction, {name}", probes["linear"]["cost_vs_forward"],
             "<= 1.5", probes["linear"]["cost_vs_forward"] <= TARGETS["linear"])
         add(f"spectrum / training epoch, {name}", probes["spectrum"]["fraction_of_epoch"], "<= 2%",

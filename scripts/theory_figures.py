@@ -682,6 +682,52 @@ def printed_slips() -> dict:
     }
 
 
+def imbalance_on_the_sphere() -> dict:
+    """Section 4.3 with the derived B: what separates SCL from InfoNCE under a norm constraint.
+
+    Class-mean features along orthonormal directions with the class proportions p_k of the
+    paper's presets (A0 = diag(p_k), Appendix C counts), isotropic augmentation C = σ² I, Σ = A0 + C.
+    Derived: SCL ``B = 2A0`` (mu = 1, q = 1), InfoNCE ``B = A0`` (K → ∞, q = ¾); paper: SCL ``B = 2C``.
+    Under the constraint Tr[WΣWᵀ] = c (Thm. 2, κ → ∞), Eq. 11 and Eq. 13 depend on the whitened
+    eigenvalues only through λ_i − λ̄, so B and B − kΣ give the same stationary points: on the
+    sphere SCL's ``2A0`` is ``−2C`` (its attraction −2Tr[WA0Wᵀ] = 2Tr[WCWᵀ] − 2c). Counts are of
+    the class directions that survive (`normalized_surviving_mask`) at c = 1.
+    """
+    presets = {
+        "none": [2000] * 10,
+        "medium": [4268, 4296, 1741, 420, 945, 161, 4633, 1015, 131, 2386],
+        "high": [4890, 87, 5000, 0, 74, 0, 0, 212, 4788, 4947],
+    }
+    rows = []
+    for name, counts in presets.items():
+        p = torch.tensor(counts, dtype=torch.float64) / sum(counts)
+        a0 = torch.diag(p)
+        for noise in (0.01, 0.05, 0.2):
+            c = noise * torch.eye(10, dtype=torch.float64)
+            sigma = a0 + c
+            row = {"preset": name, "noise_variance": noise}
+            for label, b, q in (("scl_derived", 2 * a0, 1.0), ("scl_derived_as_minus_2C", -2 * c, 1.0),
+                                ("info_nce_derived", a0, quartic_weight("info_nce")),
+                                ("scl_printed_2C", 2 * c, 1.0)):
+                values, vectors = torch.linalg.eigh(torch.diag(sigma.diagonal().rsqrt()) @ b
+                                                    @ torch.diag(sigma.diagonal().rsqrt()))
+                mask = normalized_surviving_mask(b, sigma, norm=1.0, quartic=q)
+                kept = vectors[:, mask].abs().argmax(0)  # whitened eigenvectors are class directions here
+                row[label] = {"kept": int(mask.sum()), "kept_classes": sorted(int(k) for k in kept),
+                              "kept_class_counts": sorted(counts[int(k)] for k in kept)}
+                del values
+            rows.append(row)
+    same = all(r["scl_derived"]["kept_classes"] == r["scl_derived_as_minus_2C"]["kept_classes"] for r in rows)
+    return {
+        "setting": "A0 = diag(class proportions), C = noise * I, c = 1 (Thm. 2, kappa -> inf)",
+        "rows": rows,
+        "scl_2A0_equals_minus_2C_on_the_sphere": same,
+        "note": "With the derived B both SCL and InfoNCE keep the classes of largest p_k / (p_k + noise); they "
+                "differ only in the scale of the whitened eigenvalues (2 for SCL, 4/3 for InfoNCE) against 2c/d_M. "
+                "The printed SCL B = 2C would keep directions independently of the class proportions.",
+    }
+
+
 FIGURES = {
     "fig1": figure1,
     "fig3": figure3,
@@ -721,6 +767,7 @@ def main(argv: list[str] | None = None) -> int:
         results[name]["seconds"] = round(time.perf_counter() - began, 1)
         print(f"{name}: {results[name]['seconds']} s, agrees={results[name]['agrees']}", flush=True)
     results["printed_slips"] = printed_slips()
+    results["imbalance_on_the_sphere"] = imbalance_on_the_sphere()
     results["seconds"] = round(time.perf_counter() - start, 1)
     (args.out / "results.json").write_text(json.dumps(results, indent=1, default=float, allow_nan=True))
     return 0

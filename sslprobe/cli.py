@@ -32,14 +32,22 @@ from typing import Literal
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 
-from sslprobe.callbacks import ExactResume, LandscapeProbe, LinearEvaluation, Preempted, ProjectorSpectrum
+from sslprobe.callbacks import (
+    ExactResume,
+    LandscapeProbe,
+    LinearEvaluation,
+    Preempted,
+    ProjectorSpectrum,
+    TheoryProbe,
+)
 from sslprobe.data.cifar import load_cifar10
 from sslprobe.data.datamodule import CIFAR10DataModule
 from sslprobe.methods.base import SSLMethod
 from sslprobe.runtime import native_bfloat16, resolve_precision, tune_host_allocator
 
 DEFAULT_ROOT = "runs"
-PROBES = {"spectrum": ProjectorSpectrum, "landscape": LandscapeProbe, "linear_eval": LinearEvaluation}
+PROBES = {"spectrum": ProjectorSpectrum, "landscape": LandscapeProbe, "linear_eval": LinearEvaluation,
+          "theory": TheoryProbe}
 
 
 def wandb_logged_in() -> bool:
@@ -412,7 +420,7 @@ def choose_precision(config, fitting: bool, announce: bool = True) -> None:
 KNOWN_KEYS: list[str] = []  # option names of the last parser built, for "did you mean" suggestions
 
 
-PROBE_CHOICES = {"spectrum": "spectrum", "landscape": "landscape", "linear": "linear_eval"}
+PROBE_CHOICES = {"spectrum": "spectrum", "landscape": "landscape", "linear": "linear_eval", "theory": "theory"}
 
 
 def build_probe(key: str, section: dict | None):

@@ -302,3 +302,49 @@ def plot_per_class_accuracy(
             ncols=2,
         )
     return fig
+
+
+def plot_theory_spectrum(
+    measured: np.ndarray,
+    predicted: np.ndarray | None = None,
+    *,
+    predicted_halves: np.ndarray | None = None,
+    collapse_threshold: float | None = None,
+    title: str = "Eigenvalues of WᵀW: theory vs trained",
+) -> Figure:
+    """Predicted and measured eigenvalues of the last layer's ``WᵀW`` on one log axis.
+
+    Args:
+        measured: (d,) eigenvalues of the trained ``WᵀW``.
+        predicted: (d,) eigenvalues of the predicted stationary ``WᵀW`` (Thm. 1 / Thm. 2), or None
+            where the theory predicts none.
+        predicted_halves: (2, d) the prediction from each half of the probe images (sampling
+            spread), drawn as a band.
+        collapse_threshold: relative threshold of `collapsed_directions`; the level
+            ``threshold × largest measured`` is drawn.
+        title: figure title.
+
+    Returns:
+        The figure. Exact zeros are drawn at 1e-12.
+    """
+    fig = Figure(figsize=(6, 4), layout="constrained")
+    ax = fig.add_subplot()
+    measured = np.sort(np.asarray(measured, dtype=np.float64))[::-1]
+    index = np.arange(1, measured.size + 1)
+    ax.semilogy(index, _positive(measured), "o", ms=4, label="trained")
+    if predicted is not None:
+        predicted = np.sort(np.asarray(predicted, dtype=np.float64))[::-1]
+        ax.semilogy(np.arange(1, predicted.size + 1), _positive(predicted), "x", ms=5, label="predicted")
+        if predicted_halves is not None:
+            halves = -np.sort(-np.asarray(predicted_halves, dtype=np.float64), axis=1)
+            ax.fill_between(np.arange(1, halves.shape[1] + 1), _positive(halves.min(0)), _positive(halves.max(0)),
+                            color="C1", alpha=0.25, lw=0, label="prediction, each half of the images")
+    if collapse_threshold is not None and measured.max(initial=0) > 0:
+        ax.axhline(collapse_threshold * measured.max(), color="0.4", ls="--", lw=1,
+                   label=f"collapse threshold ({collapse_threshold:g} × largest)")
+    ax.set_xlabel("index (largest first)")
+    ax.set_ylabel("eigenvalue of WᵀW (log scale)")
+    ax.set_title(title)
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(fontsize="small")
+    return fig

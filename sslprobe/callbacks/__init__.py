@@ -6,6 +6,7 @@ from sslprobe.callbacks.linear_eval import LinearEvaluation
 from sslprobe.callbacks.progress import RunProgressBar
 from sslprobe.callbacks.resume import ExactResume, Preempted
 from sslprobe.callbacks.spectrum import ProjectorSpectrum
+from sslprobe.callbacks.theory import TheoryProbe
 
 __all__ = [
     "ExactResume",
@@ -16,4 +17,5 @@ __all__ = [
     "ProbeTargetError",
     "ProjectorSpectrum",
     "RunProgressBar",
+    "TheoryProbe",
 ]

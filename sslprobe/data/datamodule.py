@@ -295,6 +295,39 @@ class CIFAR10DataModule(LightningDataModule):
     def test_dataloader(self) -> DataLoader:
         return self.val_dataloader()
 
+    def probe_views(
+        self, num_images: int, seed: int = 0, device: torch.device | str = "cpu", batch_size: int = 512
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Two views of ``num_images`` training-subset images, made by the training augmentation path.
+
+        The images are drawn from the subset by ``seed`` (sorted by index); image i of them gets
+        the per-sample seed ``sample_seed(seed, -1, i)``, as evaluation views do, and its views are
+        made exactly as training makes them: by `SimCLRBatchAugment` on ``device`` when
+        ``augments_on_device``, else by `simclr_transform` per sample (the loaders' paths).
+
+        Returns:
+            ``(view1, view2)``, each (num_images, 3, 32, 32) float32 on ``device``.
+        """
+        indices = self.train_indices
+        if num_images < 1:
+            raise ValueError(f"num_images must be >= 1, got {num_images}")
+        generator = torch.Generator().manual_seed(seed)
+        chosen = np.sort(indices[torch.randperm(len(indices), generator=generator)[:num_images].numpy()])
+        if not self.augments_on_device:
+            dataset = TwoViewDataset(self.cifar.train, chosen, self.train_transform(), seed)
+            views = [dataset[i] for i in range(len(dataset))]
+            return (torch.stack([v[0] for v in views]).to(device), torch.stack([v[1] for v in views]).to(device))
+        dataset = SeededImageDataset(self.cifar.train, chosen, seed)
+        view1, view2 = [], []
+        for start in range(0, len(dataset), batch_size):
+            items = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
+            images = torch.stack([item[0] for item in items]).to(device)
+            seeds = torch.tensor([item[2] for item in items], dtype=torch.int64)
+            first, second = self.batch_augment(images, seeds)
+            view1.append(first)
+            view2.append(second)
+        return torch.cat(view1), torch.cat(view2)
+
     def evaluation_sets(self) -> tuple[ImageSet, ImageSet]:
         """The full balanced train (50,000) and test (10,000) sets, for probes."""
         if self.cifar is None:

@@ -34,9 +34,11 @@ def barlow_twins_loss(
     """Σ_i (1 - c_ii)² + λ Σ_{i≠j} c_ij², with c the (D, D) cross-correlation of the views.
 
     Each dimension is standardised over the (global) batch first (biased variance), and
-    ``c = z1ᵀ z2 / B``. The standardisation makes the loss invariant to W -> DW for diagonal
-    D > 0, so it has no expansion at W = 0 (the paper's Section 3.2 treats the unstandardised
-    cross-correlation; see `sslprobe.theory`).
+    ``c = z1ᵀ z2 / B``. Where the batch variance is much larger than ``eps`` the
+    standardisation makes the loss invariant to W -> DW for diagonal D > 0, which no expansion in
+    W describes; only in the tiny region var << eps around W = 0 does it expand, with
+    B = 2·A0/eps (the paper's Section 3.2 treats the unstandardised cross-correlation; see
+    `sslprobe.theory.origin_hessian`).
 
     Args:
         z1, z2: (B, D) embeddings of the two views.

@@ -14,9 +14,15 @@ from sslprobe.losses.validation import check_non_negative, check_positive, check
 
 
 def squared_distances(z: torch.Tensor) -> torch.Tensor:
-    """Pairwise squared Euclidean distances of the rows of ``z`` (N, D) -> (N, N), >= 0."""
+    """Pairwise squared Euclidean distances of the rows of ``z`` (N, D) -> (N, N).
+
+    ``|z_i|² + |z_j|² − 2 z_i·z_j``, a polynomial in ``z`` with no clamp, so that autograd's
+    derivatives are right everywhere, at ``z = 0`` included (the origin Hessian, Eq. 3). Round-off
+    can make an entry negative by about float eps × |z|²; the kernel exp(−d/2T) only moves by as
+    much.
+    """
     norms = (z * z).sum(dim=1)
-    return (norms[:, None] + norms[None, :] - 2.0 * (z @ z.T)).clamp_min(0.0)
+    return norms[:, None] + norms[None, :] - 2.0 * (z @ z.T)
 
 
 @full_precision

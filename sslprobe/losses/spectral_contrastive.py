@@ -27,7 +27,7 @@ def spectral_contrastive_loss(
 ) -> torch.Tensor:
     """Spectral contrastive loss, the paper's Eq. 14.
 
-    Its origin Hessian, expanded from this loss, is 2·A0 (the paper's Eq. 15 prints 2C; see
+    Its origin Hessian, expanded from this loss, is 2·A0/mu (the paper's Eq. 15 prints 2C; see
     `sslprobe.theory.origin_hessian` and the README's Theory section).
 
     Embeddings longer than √mu are rescaled to norm √mu, then

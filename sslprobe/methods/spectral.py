@@ -5,7 +5,7 @@ from sslprobe.methods.base import SSLMethod
 
 
 class SpectralContrastive(SSLMethod):
-    """SCL with `spectral_contrastive_loss`; its origin Hessian is 2C, blind to class balance.
+    """SCL with `spectral_contrastive_loss`; its derived origin Hessian is 2·A0/mu (the paper prints 2C).
 
     Args:
         mu: embeddings are clipped to norm √mu (> 0).

@@ -27,9 +27,11 @@ from sslprobe.probes.spectrum import (
     spectrum_report,
     stable_rank,
 )
+from sslprobe.probes.theory import TheoryLoss, principal_angles, theory_probe, view_covariances
 
 __all__ = [
     "LandscapeResult",
+    "TheoryLoss",
     "classification_metrics",
     "collapsed_directions",
     "covariance_eigenvalues",
@@ -40,6 +42,7 @@ __all__ = [
     "linear_evaluation",
     "loss_landscape",
     "per_class_accuracy",
+    "principal_angles",
     "rare_classes",
     "reference_loss",
     "rescale_landscape_1d",
@@ -49,5 +52,7 @@ __all__ = [
     "spectrum_report",
     "stable_rank",
     "standardize_features",
+    "theory_probe",
     "train_linear_classifier",
+    "view_covariances",
 ]

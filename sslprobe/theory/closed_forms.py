@@ -78,6 +78,8 @@ def origin_hessian(
     alpha: float = 1.0,
     beta: float = 1.0,
     weight_decay: float = 0.0,
+    mu: float = 1.0,
+    standardize_eps: float | None = None,
 ) -> torch.Tensor:
     """The matrix B of Eq. 3, the loss's curvature at ``W = 0``, derived for sslprobe's losses.
 
@@ -89,8 +91,9 @@ def origin_hessian(
     info_nce           K / (K + 1) · A0                          A0 (Eq. 4–6)
     weighted_info_nce  K / (K + α) · A0                          A0 − (1−α) C / N (Eq. 8)
     beta_info_nce      β K / (K + α) · A0 − (1 − β) C             A0 − (1−β) C (Section 4.2)
-    spectral_contr.    2 A0                                      2 C (Eq. 15)
+    spectral_contr.    2 A0 / mu                                 2 C (Eq. 15)
     barlow_twins       2 A0 (unstandardised cross-correlation)   2 Σ (Section 3.2)
+    barlow_twins, std. 2 A0 / eps (batch-standardised, eps > 0)  –
     ================== ========================================= ===========================
 
     and ``B - γ I`` with weight decay γ (Section 3.1). Derivation for the InfoNCE family: with
@@ -102,9 +105,16 @@ def origin_hessian(
     ``-2 E[f(x)ᵀ f(x')] = -2 Tr[W A0 Wᵀ]`` because the noise of the two views is independent.
     `paper_printed_origin_hessian` gives the forms as the paper prints them, for comparison.
 
-    sslprobe's `barlow_twins_loss` standardises each output dimension over the batch, which
-    makes it invariant to ``W → D W`` (D diagonal, positive): it has no expansion at ``W = 0``.
-    The B given here is that of the same loss on raw (unstandardised) embeddings.
+    `spectral_contrastive_loss` divides the whole loss by ``mu`` (and clips embeddings to norm
+    √mu, which is inactive near ``W = 0``), hence ``2 A0 / mu``.
+
+    sslprobe's `barlow_twins_loss` standardises each output dimension over the batch,
+    ``z / sqrt(var + eps)``. For ``var ≫ eps`` this makes it invariant to ``W → D W`` (D diagonal,
+    positive), which no expansion in W describes. Near ``W = 0`` (``var ≪ eps``, i.e.
+    ``|W|² s ≪ eps``: a tiny region for the default eps = 1e-5) it is ``z ≈ (z − z̄)/√eps`` and the
+    loss does expand, with ``B = 2 A0 / eps`` (``standardize_eps=eps``; A0 here is the centred
+    covariance of the clean inputs). With ``standardize_eps=None`` the B is that of the same loss
+    on raw (unstandardised) embeddings, ``2 A0``.
 
     Args:
         loss: one of `LOSS_NAMES`.
@@ -113,7 +123,11 @@ def origin_hessian(
         n: the paper's N (`paper_n_from_batch`); None for the infinite-data limit.
         alpha: weight of the positive in the log-sum (Eq. 7); 1 keeps it, 0 drops it.
         beta: weight of the log-sum term (β-InfoNCE).
-        weight_decay: γ in ``+ γ ‖W‖²_F``.
+        weight_decay: γ in ``+ γ ‖W‖²_F`` (SGD's weight decay wd is the penalty wd/2 ‖W‖², so
+            pass wd/2).
+        mu: the spectral contrastive loss's normaliser (`spectral_contrastive_loss`).
+        standardize_eps: Barlow Twins only: the eps of the batch standardisation, or None for
+            the unstandardised cross-correlation.
 
     Returns:
         (d0, d0) symmetric B.
@@ -132,7 +146,15 @@ def origin_hessian(
     if loss in ("info_nce", "weighted_info_nce", "beta_info_nce"):
         negative_share = 1.0 if n is None else (n - 1) / (n - 1 + alpha)
         hessian = beta * negative_share * A0 - (1.0 - beta) * C
-    else:  # spectral_contrastive, barlow_twins
+    elif loss == "spectral_contrastive":
+        if not mu > 0:
+            raise ValueError(f"mu must be > 0, got {mu}")
+        hessian = 2.0 * A0 / mu
+    elif standardize_eps is not None:
+        if not standardize_eps > 0:
+            raise ValueError(f"standardize_eps must be > 0, got {standardize_eps}")
+        hessian = 2.0 * A0 / standardize_eps
+    else:
         hessian = 2.0 * A0
     return _symmetric(hessian - weight_decay * eye)
 
@@ -168,7 +190,7 @@ def paper_printed_origin_hessian(
     return _symmetric(hessian - weight_decay * eye)
 
 
-def quartic_weight(loss: str, beta: float = 1.0) -> float:
+def quartic_weight(loss: str, beta: float = 1.0, mu: float = 1.0) -> float:
     """The weight q of ``Tr[W Σ Wᵀ W Σ Wᵀ]`` that a loss actually has (Prop. 1 has q = 1).
 
     InfoNCE family, large N, Gaussian data: ``q = 3β/4``. The log-sum averages over the
@@ -177,7 +199,8 @@ def quartic_weight(loss: str, beta: float = 1.0) -> float:
     ``Var_x E_χ[|W(x-χ)|² | x] = 2 Tr[(WΣWᵀ)²]``, leaving ``6/8 · β``. (Exactly: with
     ``V = W Σ Wᵀ`` the log-sum's population value is ``-½ logdet(I+V) - ½ Tr[(I+V)⁻¹ V]
     = -Tr V + ¾ Tr V² + O(V³)``.) Spectral contrastive: ``E[(f(x)ᵀ f(χ))²] = Tr[(WΣWᵀ)²]``
-    exactly, ``q = 1``.
+    exactly for any distribution with these second moments, ``q = 1`` (``1/mu`` for
+    `spectral_contrastive_loss` with its normaliser ``mu``).
 
     Raises:
         ValueError: for Barlow Twins (its quartic term is not of this form) or unknown names.
@@ -186,7 +209,7 @@ def quartic_weight(loss: str, beta: float = 1.0) -> float:
     if loss in ("info_nce", "weighted_info_nce", "beta_info_nce"):
         return 0.75 * beta
     if loss == "spectral_contrastive":
-        return 1.0
+        return 1.0 / mu
     raise ValueError("barlow_twins has no quartic term of the form q·Tr[(WΣWᵀ)²]")
 
 
@@ -323,8 +346,8 @@ def local_minimum_rank(B: torch.Tensor, d_star: int, tolerance: float = 1e-10) -
 def critical_dataset_size(a: torch.Tensor | float, c: torch.Tensor | float, alpha: float):
     """Eq. 8's threshold ``N_crit = (1 − α) c_i / a_i`` for weighted InfoNCE (as printed).
 
-    Eq. 8 makes direction i unstable at the origin when ``(1 − α) c_i / N ≥ a_i``, i.e. for
-    ``N ≤ N_crit``: collapse on the *small*-data side. Eq. 17 prints the inverse
+    Eq. 8 gives direction i ``b_i ≤ 0`` (the origin is stable along it: it collapses) when
+    ``(1 − α) c_i / N ≥ a_i``, i.e. for ``N ≤ N_crit``: collapse on the *small*-data side. Eq. 17 prints the inverse
     ``a_i / (c_i (1 − α))`` and the opposite inequality; this function returns the form that
     follows from Eq. 8. Note that `origin_hessian` finds no C/N term in the second-order
     expansion of Eq. 7 itself (nor of `info_nce_loss`), so for the actual loss this threshold
@@ -339,24 +362,28 @@ def beta_info_nce_critical_noise(
     noise_shape: torch.Tensor | None = None,
     *,
     n: int | None = None,
+    alpha: float = 1.0,
     printed: bool = False,
 ) -> torch.Tensor:
     """Augmentation scale σ at which each direction of β-InfoNCE collapses.
 
     With ``C = σ² diag(r)`` (``r = noise_shape``, isotropic by default) and commuting A0 =
-    diag(a), `origin_hessian` gives ``b_i = β k a_i − (1 − β) σ² r_i`` with ``k = K/(K+1)``;
+    diag(a), `origin_hessian` gives ``b_i = β k a_i − (1 − β) σ² r_i`` with ``k = K/(K+α)``
+    (``K = n − 1`` negatives, α the positive's weight in the log-sum; k = 1 for ``n=None``);
     direction i collapses for ``σ ≥ σ_i = sqrt(β k a_i / ((1 − β) r_i))``. With ``printed=True``
-    the paper's ``b_i = a_i − (1 − β) σ² r_i`` is used instead (``σ_i = sqrt(a_i/((1−β) r_i))``).
-    ``β ≥ 1`` or ``r_i = 0`` never collapses (inf).
+    the paper's ``b_i = a_i − (1 − β) σ² r_i`` is used instead (``σ_i = sqrt(a_i/((1−β) r_i))``;
+    it has neither α nor n). ``β ≥ 1`` or ``r_i = 0`` never collapses (inf).
 
     Returns:
         (d0,) critical σ per direction (same order as ``a``).
     """
+    if alpha < 0:
+        raise ValueError(f"alpha must be >= 0, got {alpha}")
     a = torch.as_tensor(a, dtype=torch.float64)
     r = torch.ones_like(a) if noise_shape is None else torch.as_tensor(noise_shape, dtype=torch.float64)
     if beta >= 1.0:
         return torch.full_like(a, math.inf)
-    share = 1.0 if (n is None or printed) else (n - 1) / n
+    share = 1.0 if (n is None or printed) else (n - 1) / (n - 1 + alpha)
     pull = a if printed else beta * share * a
     return torch.where(r > 0, (pull / ((1.0 - beta) * r.clamp_min(1e-300))).sqrt(), torch.full_like(a, math.inf))
 
@@ -409,6 +436,14 @@ def normalized_stationary_gram(
     return _symmetric(root @ vectors @ torch.diag(eigen) @ vectors.T @ root)
 
 
+def _eq13(values: torch.Tensor, kept: torch.Tensor, norm: float) -> torch.Tensor:
+    """Eq. 13 on already scaled whitened eigenvalues λ (d0,) for the directions ``kept``."""
+    if not bool(kept.any()):
+        return kept
+    mean = values[kept].mean()
+    return kept & (values + 2.0 * norm / int(kept.sum()) > mean)
+
+
 def normalized_collapse_condition(
     B: torch.Tensor, Sigma: torch.Tensor, mask: torch.Tensor, *, norm: float = 1.0, quartic: float = 1.0
 ) -> torch.Tensor:
@@ -418,30 +453,35 @@ def normalized_collapse_condition(
         (d0,) bool, True where a kept direction satisfies Eq. 13 (False for dropped ones).
     """
     values, _ = whitened_hessian_spectrum(B, Sigma)
-    values = values / quartic
-    kept = torch.as_tensor(mask).bool()
-    if not bool(kept.any()):
-        return kept
-    mean = values[kept].mean()
-    return kept & (values + 2.0 * norm / int(kept.sum()) > mean)
+    return _eq13(values / quartic, torch.as_tensor(mask).bool(), norm)
 
 
 def normalized_surviving_mask(
-    B: torch.Tensor, Sigma: torch.Tensor, *, norm: float = 1.0, quartic: float = 1.0
+    B: torch.Tensor,
+    Sigma: torch.Tensor,
+    *,
+    norm: float = 1.0,
+    quartic: float = 1.0,
+    max_directions: int | None = None,
 ) -> torch.Tensor:
     """The largest mask (dropping the smallest λ first) whose kept directions all satisfy Eq. 13.
 
-    This is the normalised counterpart of Prop. 2's maximal rank: starting from every direction,
-    the direction with the smallest eigenvalue is dropped while any kept one violates Eq. 13.
+    This is the normalised counterpart of Prop. 2's maximal rank: starting from every direction
+    (or from the ``max_directions`` largest, Thm. 1's condition 2 with d1 outputs), the direction
+    with the smallest eigenvalue is dropped while any kept one violates Eq. 13. One
+    eigen-decomposition; the search runs on its eigenvalues.
 
     Returns:
         (d0,) bool over eigen-directions of ``Σ^-1/2 B Σ^-1/2`` in ascending order.
     """
     values, _ = whitened_hessian_spectrum(B, Sigma)
-    kept = torch.ones_like(values, dtype=torch.bool)
-    for first in range(values.numel()):
-        kept = torch.arange(values.numel()) >= first
-        if bool(normalized_collapse_condition(B, Sigma, kept, norm=norm, quartic=quartic)[kept].all()):
+    values = values / quartic
+    count = values.numel()
+    first_allowed = 0 if max_directions is None else max(0, count - max_directions)
+    kept = torch.arange(count) >= first_allowed
+    for first in range(first_allowed, count):
+        kept = torch.arange(count) >= first
+        if bool(_eq13(values, kept, norm)[kept].all()):
             return kept
     return kept
 

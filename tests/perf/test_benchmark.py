@@ -47,6 +47,7 @@ def test_quick_benchmark_writes_every_section(tmp_path, cifar_root):
     assert probes["landscape"]["forward_s"] > 0 and probes["landscape"]["grid_s"] > 0
     assert probes["linear"]["extract_s"] > 0 and probes["linear"]["train_eval_s"] > 0
     assert probes["spectrum"]["spectrum_s"] > 0 and probes["spectrum"]["epoch_s"] > 0
+    assert probes["theory"]["images"] == 64 and probes["theory"]["theory_s"] > 0 and probes["theory"]["forward_s"] > 0
     scaling = report["scaling"]
     assert all(row["grid_s"] > 0 for row in scaling["landscape_vs_grid"])
     assert len(scaling["fit_vs_batch_size"]) >= 2 and len(scaling["linear_vs_epochs"]) >= 2

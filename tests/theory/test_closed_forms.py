@@ -170,10 +170,7 @@ def test_prop2_gradient_descent_reaches_predicted_rank(negatives, d_star):
 
 
 def expected_hessian(loss_fn, clean: torch.Tensor, noise_cov: torch.Tensor, samples: int, seed: int) -> torch.Tensor:
-    """-½ of the augmentation-averaged Hessian of loss(x1 w, x2 w) in a one-row w, near w = 0.
-
-    Evaluated at w = 1e-5 rather than exactly 0 (see test_info_nce_hessian_vanishes_exactly_at_zero).
-    """
+    """-½ of the augmentation-averaged Hessian of loss(x1 w, x2 w) in a one-row w, at exactly w = 0."""
     batch, dim = clean.shape
     g = torch.Generator().manual_seed(seed)
     root = torch.linalg.cholesky(noise_cov)
@@ -183,7 +180,7 @@ def expected_hessian(loss_fn, clean: torch.Tensor, noise_cov: torch.Tensor, samp
     def loss_of_w(w, a, b):
         return loss_fn((clean + a) @ w[:, None], (clean + b) @ w[:, None])
 
-    w0 = torch.full((dim,), 1e-5)
+    w0 = torch.zeros(dim)
     return -vmap(hessian(loss_of_w), in_dims=(None, 0, 0))(w0, e1, e2).mean(0) / 2
 
 
@@ -232,25 +229,31 @@ def test_temperature_is_a_rescaling_of_w():
         assert torch.allclose(info_nce_loss(z1, z2, temperature=temperature, alpha=0.3), scaled)
 
 
-def test_info_nce_hessian_vanishes_exactly_at_zero():
-    """squared_distances clamps at 0, which zeroes autograd's derivatives at exactly W = 0."""
-    clean, _ = two_dim_problem(4, seed=25)
-    loss_of_w = lambda w: info_nce_loss(clean @ w[:, None], (clean + 0.1) @ w[:, None])  # noqa: E731
-    assert hessian(loss_of_w)(torch.zeros(2)).abs().max() == 0
-    assert hessian(loss_of_w)(torch.full((2,), 1e-5)).abs().max() > 0.1
+def test_info_nce_hessian_is_smooth_through_zero():
+    """squared_distances has no clamp: autograd's Hessian at W = 0 itself is the limit from W ≠ 0.
+
+    (The origin-Hessian tests above evaluate at exactly W = 0 through `expected_hessian`.)
+    """
+    clean = two_dim_problem(4, seed=25)[0].double()
+    shift = torch.tensor([[0.3, -0.2]], dtype=torch.float64)
+    loss_of_w = lambda w: info_nce_loss(clean @ w[:, None], (clean + shift) @ w[:, None], beta=0.5)  # noqa: E731
+    at_zero = hessian(loss_of_w)(torch.zeros(2, dtype=torch.float64))
+    near_zero = hessian(loss_of_w)(torch.full((2,), 1e-4, dtype=torch.float64))
+    assert at_zero.abs().max() > 0.1
+    assert torch.allclose(at_zero, near_zero, atol=1e-6)
 
 
-def test_spectral_contrastive_origin_hessian_is_twice_clean_second_moment():
+@pytest.mark.parametrize("mu", [1.0, 2.5])
+def test_spectral_contrastive_origin_hessian_is_twice_clean_second_moment(mu):
     clean, noise_cov = two_dim_problem(16, seed=26)
-    mu = 1e6  # no clipping near the origin; the 1/mu factor is undone below
-    measured = expected_hessian(lambda a, b: mu * spectral_contrastive_loss(a, b, mu=mu), clean, noise_cov,
+    measured = expected_hessian(lambda a, b: spectral_contrastive_loss(a, b, mu=mu), clean, noise_cov,
                                 samples=2000, seed=27)
     second_moment = clean.T @ clean / clean.shape[0]
-    derived = origin_hessian("spectral_contrastive", second_moment, noise_cov)
-    assert torch.allclose(derived, 2 * second_moment)
+    derived = origin_hessian("spectral_contrastive", second_moment, noise_cov, mu=mu)
+    assert torch.allclose(derived, 2 * second_moment / mu)
     assert (measured - derived).abs().max() < 0.03 * derived.abs().max()
     printed = paper_printed_origin_hessian("spectral_contrastive", second_moment, noise_cov)
-    assert (measured - printed).abs().max() > 1.0
+    assert (measured - printed).abs().max() > 1.0 / mu
 
 
 def raw_barlow_twins(z1: torch.Tensor, z2: torch.Tensor, lambd: float = 5e-3) -> torch.Tensor:
@@ -268,10 +271,22 @@ def test_barlow_twins_origin_hessian_conventions():
     assert (measured - derived).abs().max() < 0.05 * derived.abs().max()
     printed = paper_printed_origin_hessian("barlow_twins", second_moment, noise_cov)
     assert (measured - printed).abs().max() > 1.0
-    # sslprobe's barlow_twins_loss standardises: invariant to W -> aW, so no expansion at W = 0
+    # sslprobe's barlow_twins_loss standardises: invariant to W -> aW once var >> eps ...
     g = torch.Generator().manual_seed(30)
     z1, z2 = torch.randn(32, 3, generator=g), torch.randn(32, 3, generator=g)
     assert torch.allclose(barlow_twins_loss(z1, z2), barlow_twins_loss(0.3 * z1, 0.3 * z2), atol=1e-3)
+
+
+def test_standardized_barlow_twins_expands_at_zero_with_b_over_eps():
+    """... but at W = 0 (var << eps) it expands with B = 2 A0 / eps, A0 the centred covariance."""
+    clean, noise_cov = two_dim_problem(16, seed=28)
+    eps = 1e-2
+    measured = expected_hessian(lambda a, b: barlow_twins_loss(a, b, eps=eps), clean, noise_cov,
+                                samples=4000, seed=29)
+    centred = clean - clean.mean(0)
+    derived = origin_hessian("barlow_twins", centred.T @ centred / clean.shape[0], noise_cov, standardize_eps=eps)
+    assert (measured - derived).abs().max() < 0.05 * derived.abs().max()
+    assert (measured - origin_hessian("barlow_twins", clean.T @ clean / 16, noise_cov)).abs().max() > 10
 
 
 def test_weight_decay_subtracts_gamma_identity():
@@ -308,15 +323,17 @@ def test_eq8_threshold_direction():
             assert bool(printed.diagonal()[i] <= 0) == collapsed
 
 
-def test_beta_critical_noise_zeroes_the_curvature():
-    a, beta, n = torch.tensor([0.2, 0.5, 1.0]), 0.4, 63
+@pytest.mark.parametrize("alpha", [1.0, 0.1, 0.0])
+def test_beta_critical_noise_zeroes_the_curvature(alpha):
+    a, beta, n = torch.tensor([0.2, 0.5, 1.0]), 0.4, 7
     noise_shape = torch.tensor([1.0, 2.0, 0.5])
-    critical = beta_info_nce_critical_noise(a, beta, noise_shape, n=n)
+    critical = beta_info_nce_critical_noise(a, beta, noise_shape, n=n, alpha=alpha)
     for i, sigma in enumerate(critical):
-        B = origin_hessian("beta_info_nce", torch.diag(a), sigma**2 * torch.diag(noise_shape), n=n, beta=beta)
+        B = origin_hessian("beta_info_nce", torch.diag(a), sigma**2 * torch.diag(noise_shape), n=n, alpha=alpha,
+                           beta=beta)
         assert abs(float(B[i, i])) < 1e-12
         B_above = origin_hessian("beta_info_nce", torch.diag(a), (1.01 * sigma) ** 2 * torch.diag(noise_shape),
-                                 n=n, beta=beta)
+                                 n=n, alpha=alpha, beta=beta)
         assert float(B_above[i, i]) < 0
     assert torch.isinf(beta_info_nce_critical_noise(a, 1.2)).all()
 

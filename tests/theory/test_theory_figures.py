@@ -31,6 +31,11 @@ def test_quick_run_writes_every_figure_and_a_consistent_json(tmp_path):
     assert math.isclose(slips["eq3_at_stationary_point"], slips["minus_quarter_tr_sigma_inv2_bm_b"], rel_tol=1e-9)
     assert not math.isclose(slips["eq3_at_stationary_point"], slips["minus_quarter_tr_sigma2_bm_b_as_printed"],
                             rel_tol=0.1)
+    # Section 4.3 on the sphere: B = 2A0 and B = -2C give the same Thm. 2 stationary points
+    sphere = results["imbalance_on_the_sphere"]
+    assert sphere["scl_2A0_equals_minus_2C_on_the_sphere"] is True
+    balanced = [row for row in sphere["rows"] if row["preset"] == "none"]
+    assert all(row[key]["kept"] == 10 for row in balanced for key in ("scl_derived", "info_nce_derived"))
     # predicted vs measured entries are internally consistent
     right = results["fig5_right"]
     for predicted, measured, gap in zip(right["predicted_critical_sigma"], right["measured_critical_sigma"],

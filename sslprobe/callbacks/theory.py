@@ -1,0 +1,127 @@
+"""`TheoryProbe`: the linear theory's prediction of the last layer from its input features."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from lightning.pytorch import LightningModule
+from torch import nn
+
+from sslprobe.callbacks.base import ProbeCallback, evaluation_mode, probes_dir, save_figure
+from sslprobe.callbacks.landscape import ProbeTargetError, resolve_target
+from sslprobe.losses import BarlowTwinsLoss, InfoNCELoss, NTXentLoss, SpectralContrastiveLoss
+from sslprobe.probes.theory import TheoryLoss, theory_probe
+
+
+def theory_loss(method: LightningModule, batch_size: int) -> TheoryLoss | None:
+    """The method's objective as `TheoryLoss`, with its hyper-parameters; None if the theory has none."""
+    loss = getattr(method, "local_loss", None)
+    decay = float(method.hparams.get("weight_decay", 0.0))
+    if isinstance(loss, NTXentLoss):
+        return TheoryLoss("normalized", batch_size, temperature=loss.temperature, weight_decay=decay)
+    if isinstance(loss, InfoNCELoss):
+        kind = "normalized" if loss.normalize else "info_nce_family"
+        return TheoryLoss(kind, batch_size, temperature=loss.temperature, alpha=loss.alpha, beta=loss.beta,
+                          weight_decay=decay)
+    if isinstance(loss, SpectralContrastiveLoss):
+        return TheoryLoss("spectral_contrastive", batch_size, mu=loss.mu, weight_decay=decay)
+    if isinstance(loss, BarlowTwinsLoss):
+        return TheoryLoss("barlow_twins", batch_size, weight_decay=decay)
+    return None
+
+
+def layer_inputs(method: LightningModule, layer: nn.Linear, images: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """Inputs of ``layer`` (N, d_in) when the model embeds ``images``: one forward pass."""
+    captured = []
+    hook = layer.register_forward_hook(lambda module, inputs, output: captured.append(inputs[0].detach()))
+    try:
+        for start in range(0, images.shape[0], batch_size):
+            method(images[start : start + batch_size].to(method.device))
+    finally:
+        hook.remove()
+    return torch.cat(captured).double().cpu()
+
+
+class TheoryProbe(ProbeCallback):
+    """Predicts the projector's last layer from its input features and measures the trained one.
+
+    On ``num_images`` training-subset images with two views made by the training augmentation
+    path (`CIFAR10DataModule.probe_views`, seeded by ``seed``), the network runs once in eval
+    mode and the inputs ``h`` of the projector's last ``nn.Linear`` are kept. From them
+    `sslprobe.probes.theory.theory_probe` estimates A0, C, Σ (with split-half sampling error),
+    predicts the stationary ``WᵀW`` for the method's loss and hyper-parameters (batch, α, β,
+    temperature, mu, weight decay; Thm. 1, or Thm. 2 for normalised embeddings; Barlow Twins:
+    curvature sign only), and measures the trained ``WᵀW``: eigenvalues, numerical rank at
+    ``collapse_threshold``, principal angles to the predicted surviving subspace, and the loss.
+
+    Writes ``probes/theory_epoch<E>.npz`` (A0, C, Σ, B, spectra, predicted and measured Gram
+    matrices), ``probes/theory_epoch<E>.json`` (the report) and ``probes/theory_epoch<E>.png``.
+    Methods whose loss the theory does not cover (VICReg, supervised) get a JSON that says so.
+
+    Args:
+        every_n_epochs: also measure every n epochs (default: only at the end of fit).
+        num_images: training images in the probe set.
+        collapse_threshold: relative eigenvalue threshold of the numerical rank (the spectrum
+            probe's).
+        batch_size: the loss's batch (the paper's N follows from it); default ``data.batch_size``.
+        forward_batch_size: images per forward pass.
+        seed: choice of images, views and of the halves for the sampling error.
+    """
+
+    name = "theory"
+
+    def __init__(
+        self,
+        every_n_epochs: int | None = None,
+        num_images: int = 2048,
+        collapse_threshold: float = 1e-4,
+        batch_size: int | None = None,
+        forward_batch_size: int = 512,
+        seed: int = 0,
+    ):
+        super().__init__(every_n_epochs)
+        if num_images < 4 or not collapse_threshold > 0 or forward_batch_size < 1:
+            raise ValueError("TheoryProbe needs num_images >= 4, collapse_threshold > 0, forward_batch_size >= 1")
+        if batch_size is not None and batch_size < 2:
+            raise ValueError(f"TheoryProbe: batch_size must be >= 2, got {batch_size}")
+        self.num_images, self.collapse_threshold = num_images, collapse_threshold
+        self.batch_size, self.forward_batch_size, self.seed = batch_size, forward_batch_size, seed
+
+    def measure(self, method: LightningModule, datamodule, run_dir: Path, epoch: int) -> dict:
+        from sslprobe.plots import plot_theory_spectrum
+
+        layer, head = resolve_target(method, None)
+        if any(not isinstance(module, (nn.Identity, nn.Sequential)) for module in head.modules()):
+            raise ProbeTargetError("TheoryProbe needs the projector's last nn.Linear to produce the embedding")
+        directory = probes_dir(run_dir)
+        stem = directory / f"theory_epoch{epoch}"
+        batch = self.batch_size or datamodule.batch_size
+        loss = theory_loss(method, batch)
+        if loss is None:
+            report = {"epoch": epoch, "applicable": False,
+                      "message": f"{type(method.local_loss).__name__}: the linear theory gives no origin Hessian "
+                                 "for this loss; nothing is predicted."}
+            stem.with_suffix(".json").write_text(json.dumps(report, indent=2))
+            return {"theory/applicable": 0.0}
+        view1, view2 = datamodule.probe_views(self.num_images, self.seed, method.device)
+        with evaluation_mode(method):
+            h1 = layer_inputs(method, layer, view1, self.forward_batch_size)
+            h2 = layer_inputs(method, layer, view2, self.forward_batch_size)
+        bias = layer.bias.detach().double().cpu() if layer.bias is not None else None
+        result = theory_probe(h1, h2, layer.weight.detach().double().cpu(), bias, loss,
+                              loss_fn=method.loss_fn, collapse_threshold=self.collapse_threshold, seed=self.seed)
+        np.savez(stem.with_suffix(".npz"), **result.arrays)
+        report = {"epoch": epoch, "applicable": True, **result.report}
+        stem.with_suffix(".json").write_text(json.dumps(report, indent=2))
+        figure = plot_theory_spectrum(
+            result.arrays["measured_eigenvalues"], result.arrays.get("predicted_eigenvalues"),
+            predicted_halves=result.arrays.get("predicted_eigenvalues_halves"),
+            collapse_threshold=self.collapse_threshold,
+            title=f"Eigenvalues of WᵀW, epoch {epoch}: {loss.theory_name}, {loss.theorem.split(' (')[0]}")
+        scalars = {f"theory/{key}": float(value) for key, value in report.items()
+                   if isinstance(value, (int, float)) and not isinstance(value, bool)}
+        scalars["theory/applicable"] = 1.0
+        return {**scalars, "figures": {"eigenvalues": save_figure(figure, Path(f"{stem}.png"))}}

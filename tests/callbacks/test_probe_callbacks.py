@@ -98,7 +98,7 @@ def test_fit_writes_every_probe_file(probed_run):
     # The 'high' preset's rare classes (counts 0 or a few) are those below the median count.
     counts = linear["train_class_counts"]
     assert sorted(linear["rare_classes"]) == sorted(c for c in range(10) if counts[c] < np.median(counts))
-    theory = json.loads((probes / "theory_epoch1.json").read_text())
+    theory = json.loads((probes / "theory_epoch2.json").read_text())
     # SimCLR's cosine NT-Xent: Thm. 2 with c = 1/T, the run's batch and temperature
     assert theory["applicable"] and theory["loss_kind"] == "normalized" and "Thm. 2" in theory["theorem"]
     assert theory["batch"] == 25 and theory["temperature"] == 0.5
@@ -106,7 +106,7 @@ def test_fit_writes_every_probe_file(probed_run):
     assert theory["feature_dim"] == 16 and theory["output_dim"] == 8
     assert 1 <= theory["predicted_rank"] <= 8 and 1 <= theory["measured_rank"] <= 8
     assert len(theory["principal_angles_deg"]) == min(theory["predicted_rank"], theory["measured_rank"])
-    with np.load(probes / "theory_epoch1.npz") as arrays:
+    with np.load(probes / "theory_epoch2.npz") as arrays:
         assert arrays["A0"].shape == arrays["C"].shape == (16, 16)
         assert np.allclose(arrays["Sigma"], arrays["A0"] + arrays["C"])
         assert np.allclose(np.sort(arrays["measured_eigenvalues"])[::-1][:8], theory["measured_eigenvalues"][:8])
@@ -114,7 +114,7 @@ def test_fit_writes_every_probe_file(probed_run):
         assert np.trace(arrays["measured_gram"] @ arrays["Sigma"]) == pytest.approx(2.0, rel=1e-6)
     assert np.isfinite(theory["loss_trained"]) and np.isfinite(theory["loss_predicted"])
     for name in (
-        "theory_epoch1.png",
+        "theory_epoch2.png",
         "spectrum.png",
         "spectrum_heatmap.png",
         "landscape_epoch2_1d.png",
@@ -127,10 +127,10 @@ def test_fit_writes_every_probe_file(probed_run):
 def test_probe_entry_remeasures_a_checkpoint(probed_run, capsys):
     before = json.loads((probed_run / "probes" / "linear_eval.json").read_text())
     (probed_run / "probes" / "linear_eval.json").unlink()
-    theory_before = json.loads((probed_run / "probes" / "theory_epoch1.json").read_text())
-    (probed_run / "probes" / "theory_epoch1.json").unlink()
+    theory_before = json.loads((probed_run / "probes" / "theory_epoch2.json").read_text())
+    (probed_run / "probes" / "theory_epoch2.json").unlink()
     main(["probe", "--ckpt_path", str(probed_run / "checkpoints" / "last.ckpt"), "--what", "spectrum,linear,theory"])
-    theory_after = json.loads((probed_run / "probes" / "theory_epoch1.json").read_text())
+    theory_after = json.loads((probed_run / "probes" / "theory_epoch2.json").read_text())
     assert theory_after["predicted_eigenvalues"] == pytest.approx(theory_before["predicted_eigenvalues"], rel=1e-5)
     assert theory_after["measured_eigenvalues"] == pytest.approx(theory_before["measured_eigenvalues"], rel=1e-5)
     after = json.loads((probed_run / "probes" / "linear_eval.json").read_text())
@@ -161,7 +161,7 @@ def test_landscape_not_scale_invariant_for_spectral_contrastive(tmp_path, cifar_
     )
     report = json.loads((run / "probes" / "landscape_epoch2.json").read_text())
     assert report["scale_invariant"] is False
-    theory = json.loads((run / "probes" / "theory_epoch1.json").read_text())
+    theory = json.loads((run / "probes" / "theory_epoch2.json").read_text())
     assert theory["loss_kind"] == "spectral_contrastive" and theory["bias_as_input"] is True
     assert theory["feature_dim"] == 17  # 16 inputs and the bias's constant one
     assert not (run / "probes" / "linear_eval.json").exists()

@@ -23,7 +23,9 @@ Sections (one process, same model, batch and machine within each comparison):
   and for the CPU study's cell (``resnet12_narrow``: ResNet-12 16-32-64-128 at batch 128); says
   whether the device runs bfloat16 natively (what ``run.precision: auto`` decides on).
 
-``--only-precision`` runs the last section alone.
+``--only-precision`` runs the last section alone. The other sections train with what
+``run.precision: auto`` picks for the device (bf16-mixed + channels-last where bfloat16 is
+native, as the quickstart and the CPU study do); ``--float32`` measures them in float32.
 
 Every number is the median over ``--repeats`` repeats. ``--quick`` runs smaller batches,
 fewer steps and smaller probe sets (said in the output) and takes a few minutes on 2 CPU cores.
@@ -58,7 +60,7 @@ from sslprobe.methods import SimCLR
 from sslprobe.nn.heads import last_linear
 from sslprobe.probes import linear_evaluation, loss_landscape, spectrum_report
 from sslprobe.probes.theory import TheoryLoss, theory_probe
-from sslprobe.runtime import native_bfloat16, tune_host_allocator
+from sslprobe.runtime import native_bfloat16, resolve_precision, tune_host_allocator
 
 EPOCH_IMAGES = 50_000
 # Models besides the backbone names: the CPU imbalance study's cell (scripts/reproduce_imbalance.py --preset cpu).
@@ -107,7 +109,7 @@ QUICK = replace(
 GPU = replace(
     FULL, batch_size=512, warmup_steps=5, steps=20, workers=4, augment_images=16384, landscape_images=4096,
     linear_train_images=50_000, linear_test_images=10_000, spectrum_images=10_000,
-    scaling_batch_sizes=(128, 256, 512), device="cuda", precision="bf16-mixed", channels_last=True,
+    scaling_batch_sizes=(128, 256, 512), device="cuda",
 )
 
 
@@ -606,13 +608,15 @@ def table(results: dict) -> str:
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small batches, few steps, small probe sets")
-    parser.add_argument("--gpu", action="store_true", help="CUDA, batch 512, bf16-mixed, channels_last")
+    parser.add_argument("--gpu", action="store_true", help="CUDA, batch 512, 4 pinned workers")
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
     parser.add_argument("--repeats", type=int, default=None, help="repeats per measurement (median)")
     parser.add_argument("--models", nargs="+", default=None,
                         help="subset of resnet18 resnet12 vit_tiny (with --only-precision: also resnet12_narrow)")
     parser.add_argument("--data-root", default="data", help="folder holding cifar-10-batches-py")
     parser.add_argument("--only-precision", action="store_true", help="only the precision section")
+    parser.add_argument("--float32", action="store_true",
+                        help="float32 everywhere (default: what run.precision auto picks for the device)")
     parser.add_argument("--default-malloc", action="store_true",
                         help="leave the host allocator as it is (python -m sslprobe tunes it; see sslprobe/runtime.py)")
     args = parser.parse_args(argv)
@@ -626,14 +630,20 @@ def main(argv: list[str] | None = None) -> dict:
     if args.models:  # with --only-precision: the models of the precision section
         models = tuple(args.models)
         settings = replace(settings, **({"precision_models": models} if args.only_precision else {"models": models}))
+    # The numerics `run.precision: auto` picks for the device (bf16-mixed + channels-last where bfloat16
+    # is native), as the quickstart and the CPU study train; the precision section compares all four.
+    precision, channels_last, why = ("32-true", False, "--float32") if args.float32 else resolve_precision(
+        settings.device)
+    settings = replace(settings, precision=precision, channels_last=channels_last)
+    numerics = f"{precision}{' + channels-last' if channels_last else ''} ({why})"
     repeats = args.repeats or (1 if args.quick else 3)
     mode = "gpu" if args.gpu else "quick" if args.quick else "full"
     note = {
         "quick": f"QUICK mode: batch {settings.batch_size}, {settings.steps} timed steps, small probe sets; "
                  "ratios are indicative, run without --quick for the reported numbers",
         "full": f"batch {settings.batch_size}, {settings.steps} timed steps after {settings.warmup_steps} warm-up",
-        "gpu": f"GPU: batch {settings.batch_size}, {settings.precision}, channels_last, device augmentation",
-    }[mode]
+        "gpu": f"GPU: batch {settings.batch_size}, device augmentation",
+    }[mode] + f"; {numerics}"
     allocator = "tuned host allocator" if allocator_tuned else "default host allocator"
     print(f"sslprobe benchmark ({note}; {allocator}; medians of {repeats})", flush=True)
     started = time.perf_counter()

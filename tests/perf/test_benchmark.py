@@ -51,6 +51,15 @@ def test_quick_benchmark_writes_every_section(tmp_path, cifar_root):
     scaling = report["scaling"]
     assert all(row["grid_s"] > 0 for row in scaling["landscape_vs_grid"])
     assert len(scaling["fit_vs_batch_size"]) >= 2 and len(scaling["linear_vs_epochs"]) >= 2
+    # precision: the four variants timed in every repeat, ratios against the float32 run of the repeat
+    precision = report["precision"]
+    assert (precision["native_bfloat16"] is not None) == (report["settings"]["precision"] == "bf16-mixed")
+    row = precision["models"]["resnet12_narrow"]
+    assert set(row["runs"]) == {"float32", "channels_last", "bf16", "bf16_channels_last"}
+    for variant, runs in row["runs"].items():
+        assert len(runs) == report["repeats"] and all(value > 0 for value in runs)
+        assert row["vs_float32_pairs"][variant] == pytest.approx([v / f for v, f in zip(runs, row["runs"]["float32"])])
+    assert "fit bf16_channels_last / float32, resnet12_narrow" in done.stdout
 
 
 def test_landscape_probe_runs_the_backbone_once_per_image_whatever_the_grid(tmp_path, cifar_root):

@@ -29,13 +29,21 @@ from pathlib import Path
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 
-from sslprobe.callbacks import ExactResume, LandscapeProbe, LinearEvaluation, Preempted, ProjectorSpectrum
+from sslprobe.callbacks import (
+    ExactResume,
+    KNNMonitor,
+    LandscapeProbe,
+    LinearEvaluation,
+    Preempted,
+    ProjectorSpectrum,
+)
 from sslprobe.data.datamodule import CIFAR10DataModule
 from sslprobe.methods.base import SSLMethod
 from sslprobe.runtime import tune_host_allocator
 
 DEFAULT_ROOT = "runs"
-PROBES = {"spectrum": ProjectorSpectrum, "landscape": LandscapeProbe, "linear_eval": LinearEvaluation}
+PROBES = {"spectrum": ProjectorSpectrum, "landscape": LandscapeProbe, "linear_eval": LinearEvaluation,
+          "knn_monitor": KNNMonitor}
 
 
 def wandb_logged_in() -> bool:

@@ -1,6 +1,7 @@
 """Lightning callbacks: they schedule the probes and log them; the maths lives in `sslprobe.probes`."""
 
 from sslprobe.callbacks.base import ProbeCallback
+from sslprobe.callbacks.knn_monitor import KNNMonitor
 from sslprobe.callbacks.landscape import LandscapeProbe, ProbeTargetError
 from sslprobe.callbacks.linear_eval import LinearEvaluation
 from sslprobe.callbacks.resume import ExactResume, Preempted
@@ -8,6 +9,7 @@ from sslprobe.callbacks.spectrum import ProjectorSpectrum
 
 __all__ = [
     "ExactResume",
+    "KNNMonitor",
     "LandscapeProbe",
     "LinearEvaluation",
     "Preempted",

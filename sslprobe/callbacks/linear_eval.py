@@ -6,28 +6,14 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from lightning.pytorch import LightningModule
 
-from sslprobe.callbacks.base import ProbeCallback, evaluation_mode, in_chunks, probes_dir, save_figure
-from sslprobe.data.augment import normalize_images
-from sslprobe.data.cifar import ImageSet
+from sslprobe.callbacks.base import ProbeCallback, extract_features, probes_dir, save_figure
+from sslprobe.data.cifar import ImageSet, balanced_subset  # noqa: F401 (re-exported)
 from sslprobe.probes.linear import linear_evaluation
 
 RESULT_KEYS = ("top1", "knn_top1", "balanced", "rare_mean", "frequent_mean")
-
-
-def balanced_subset(images: ImageSet, size: int | None, seed: int) -> ImageSet:
-    """``size`` images with equal counts per class (all when ``size`` is None)."""
-    if size is None or size >= len(images):
-        return images
-    labels = images.labels.numpy()
-    classes = np.unique(labels)
-    rng = np.random.default_rng(seed)
-    per_class = size // len(classes)
-    chosen = np.sort(np.concatenate([rng.permutation(np.flatnonzero(labels == c))[:per_class] for c in classes]))
-    return ImageSet(images.images[chosen], images.labels[chosen])
 
 
 class LinearEvaluation(ProbeCallback):
@@ -77,11 +63,7 @@ class LinearEvaluation(ProbeCallback):
         self.extract_batch_size, self.seed = extract_batch_size, seed
 
     def features(self, method: LightningModule, images: ImageSet) -> torch.Tensor:
-        chunks = []
-        with evaluation_mode(method):
-            for chunk in in_chunks(images.images, self.extract_batch_size):
-                chunks.append(method.features(normalize_images(chunk.to(method.device))).float().cpu())
-        return torch.cat(chunks)
+        return extract_features(method, images.images, self.extract_batch_size)
 
     def measure(self, method: LightningModule, datamodule, run_dir: Path, epoch: int) -> dict:
         from sslprobe.plots import plot_per_class_accuracy

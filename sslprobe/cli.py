@@ -317,6 +317,8 @@ def probe_checkpoint(argv: list[str]) -> None:
     for name in wanted:
         key = PROBE_CHOICES[name]
         probe = build_probe(key, (config.get("probes") or {}).get(key))
+        if getattr(probe, "random_init_seed", 0) is None and isinstance(config.get("seed_everything"), int):
+            probe.random_init_seed = config["seed_everything"]  # the run's seed, as during fit
         saved = next((state for state_key, state in checkpoint.get("callbacks", {}).items()
                       if state_key.startswith(type(probe).__name__)), None)
         if saved is not None:

@@ -6,9 +6,13 @@ trained by mini-batch SGD written directly on tensors (gradients of softmax cros
 closed form, no autograd, no DataLoader), so 100 epochs over 50,000 × 512 features take
 seconds on a CPU.
 
-The recipe follows the paper's Appendix C: SGD with momentum 0.9, cosine learning rate
-10 → 0.01, no weight decay. A learning rate of 10 is only sensible because the features are
-standardised first (per dimension, with the *training* set's mean and standard deviation):
+The default recipe is SGD with momentum 0.9, cosine learning rate 0.1 → 1e-4, 100 epochs, no
+weight decay. The paper's Appendix C uses the same with LR 10 → 0.01 (`LINEAR_PROTOCOLS`
+``paper``); on features of a narrow ResNet-12 that stops 4–7 points of top-1 below the converged
+optimum (full-batch L-BFGS, ``lbfgs``), while LR 0.1 → 1e-4 reaches it within the test set's
+sampling error (README, "Linear probe: SGD against a converged solver"). Either step size is
+only comparable across models because the features are standardised first (per dimension,
+with the *training* set's mean and standard deviation):
 raw backbone features can have any scale (post-ReLU means of order 1, norms of order 10–100),
 and the same step size would then mean a different effective learning rate for every model,
 from stalled to divergent. After standardisation each input has unit variance and the
@@ -29,10 +33,12 @@ import torch.nn.functional as F
 
 STD_FLOOR = 1e-6
 Solver = Literal["sgd", "lbfgs"]
-# Named linear-probe protocols (keyword arguments of `linear_evaluation`). "paper": the paper's
-# Appendix C, SGD with momentum 0.9 and cosine LR 10 -> 0.01 for 100 epochs on standardised
-# features. "lbfgs": the same convex problem with a small L2, solved to convergence.
+# Named linear-probe protocols (keyword arguments of `linear_evaluation`), all on standardised
+# features. "default": SGD with momentum 0.9, cosine LR 0.1 -> 1e-4, 100 epochs (reaches the
+# converged optimum). "paper": the paper's Appendix C, the same with LR 10 -> 0.01. "lbfgs": the
+# same convex problem with a small L2, solved to convergence.
 LINEAR_PROTOCOLS: dict[str, dict] = {
+    "default": {"solver": "sgd", "epochs": 100, "batch_size": 512, "lr": 0.1, "final_lr": 1e-4, "momentum": 0.9},
     "paper": {"solver": "sgd", "epochs": 100, "batch_size": 512, "lr": 10.0, "final_lr": 0.01, "momentum": 0.9},
     "lbfgs": {"solver": "lbfgs", "l2": 1e-4},
 }
@@ -89,8 +95,8 @@ def train_linear_classifier(
     *,
     epochs: int = 100,
     batch_size: int = 512,
-    lr: float = 10.0,
-    final_lr: float = 0.01,
+    lr: float = 0.1,
+    final_lr: float = 1e-4,
     momentum: float = 0.9,
     weight_decay: float = 0.0,
     seed: int = 0,
@@ -321,8 +327,8 @@ def linear_evaluation(
     train_counts: np.ndarray | list[int] | torch.Tensor | None = None,
     epochs: int = 100,
     batch_size: int = 512,
-    lr: float = 10.0,
-    final_lr: float = 0.01,
+    lr: float = 0.1,
+    final_lr: float = 1e-4,
     momentum: float = 0.9,
     weight_decay: float = 0.0,
     knn_k: int = 200,

@@ -52,7 +52,8 @@ def compare(name: str, method, train, test, l2: float) -> dict:
         result[f"sgd_{protocol}"] = accuracy(weight, bias, test_std, test.labels)
         result[f"seconds_sgd_{protocol}"] = time.perf_counter() - start
     start = time.perf_counter()
-    weight, bias = train_linear_classifier_lbfgs(train_std, train.labels, 10, l2=l2)
+    weight, bias = train_linear_classifier_lbfgs(train_std, train.labels, 10, l2=l2, max_iterations=500,
+                                                 tolerance=1e-6)
     result["lbfgs"] = accuracy(weight, bias, test_std, test.labels)
     result["seconds_lbfgs"] = time.perf_counter() - start
     result["lbfgs_train"] = accuracy(weight, bias, train_std, train.labels)

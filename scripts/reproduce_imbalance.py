@@ -12,8 +12,13 @@ study continues where it stopped.
     python scripts/reproduce_imbalance.py --preset paper --out results/imbalance --dry-run
     python scripts/reproduce_imbalance.py --preset cpu --out results/imbalance_cpu --aggregate-only
 
-Outputs: DIR/results.csv (one row per run), DIR/summary.md (mean ± std over seeds and the
-robustness Δ = (A_none − A_imbalanced) / A_none, Liu et al. 2021), DIR/figure4.png.
+    python scripts/reproduce_imbalance.py --preset paper --out results/imbalance --cells-per-device 4
+
+Outputs: DIR/results.csv (one row per run, plus a random-init row per imbalance and seed),
+DIR/summary.md (mean ± sd and 95 % t-intervals over seeds, the robustness Δ = (A_none −
+A_imbalanced) / A_none of Liu et al. 2021 with its interval, the test-set sampling error,
+paired differences at equal seed and imbalance, and the reading they allow;
+`sslprobe.studies.report`), DIR/figure4.png (random init dashed).
 """
 
 from __future__ import annotations
@@ -45,7 +50,7 @@ STUDY = "imbalance"
 PRESETS: dict[str, dict] = {
     "paper": {
         "description": "ResNet-12 (64-160-320-640), 20,000 images, 200 epochs, crop scale (0.5, 1), "
-        "SGD cosine 0.03 -> 0.001, linear eval LR 10 -> 0.01 for 100 epochs on all 50,000 images",
+        "SGD cosine 0.03 -> 0.001, linear eval (SGD, LR 0.1 -> 1e-4, 100 epochs) on all 50,000 images",
         "seeds": 3,
         "epochs": 200,
         "widths": [64, 160, 320, 640],
@@ -57,8 +62,26 @@ PRESETS: dict[str, dict] = {
         "accelerator": "auto",
     },
     "cpu": {
-        "description": "narrow ResNet-12 (16-32-64-128), 2,000 images keeping the presets' class "
-        "proportions, 8 epochs, batch 128, linear eval on 5,000 balanced training and 2,000 test images",
+        "description": "narrow ResNet-12 (16-32-64-128), 8,000 images keeping the presets' class "
+        "proportions, 8 epochs, batch 128, 3 seeds, linear eval on 5,000 balanced training and 2,000 test "
+        "images, kNN monitor on 2,000 + 1,000 images",
+        "seeds": 3,
+        "epochs": 8,
+        "widths": [16, 32, 64, 128],
+        "batch_size": 128,
+        "subset_size": 8000,
+        "num_workers": 2,
+        "linear_epochs": 100,
+        "linear_train_size": 5000,
+        "linear_test_size": 2000,
+        "knn_train_size": 2000,
+        "knn_test_size": 1000,
+        "accelerator": "cpu",
+    },
+    "cpu_2k": {
+        "description": "the previous CPU preset (README's 1-seed table): narrow ResNet-12, 2,000 images, "
+        "8 epochs, batch 128, 1 seed, linear eval with the paper's LR 10 -> 0.01 on 5,000 + 2,000 images",
+        "linear_protocol": "paper",
         "seeds": 1,
         "epochs": 8,
         "widths": [16, 32, 64, 128],
@@ -68,6 +91,8 @@ PRESETS: dict[str, dict] = {
         "linear_epochs": 100,
         "linear_train_size": 5000,
         "linear_test_size": 2000,
+        "knn_train_size": 2000,
+        "knn_test_size": 1000,
         "accelerator": "cpu",
     },
     "smoke": {
@@ -137,7 +162,7 @@ def preset_config(preset: dict, data_root: str) -> dict:
                  "crop_scale": [0.5, 1.0], "subset_size": preset["subset_size"]},
         "probes": {
             "linear_eval": {"epochs": preset["linear_epochs"], "train_size": preset["linear_train_size"],
-                            "test_size": preset.get("linear_test_size")},
+                            "test_size": preset.get("linear_test_size"), "protocol": preset.get("linear_protocol")},
             "spectrum": {"every_n_epochs": 1},
             "knn_monitor": {"every_n_epochs": 1, "train_size": preset.get("knn_train_size", 5000),
                             "test_size": preset.get("knn_test_size", 1000), "k": preset.get("knn_k", 200)},

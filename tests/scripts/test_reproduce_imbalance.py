@@ -92,6 +92,7 @@ def test_aggregate_only_from_a_fixed_csv(tmp_path, capsys):
         (["--methods", "simclr", "byol"], "unknown method(s) ['byol']"),
         (["--imbalances", "extreme"], "unknown imbalance 'extreme'"),
         (["--seeds", "0"], "the grid is empty"),
+        (["--cells-per-device", "0"], "--cells-per-device must be >= 1"),
         (["--out", "/proc/sslprobe-study"], "is not writable"),
     ],
 )
@@ -116,7 +117,9 @@ def test_smoke_grid_end_to_end_and_resume(tmp_path, cifar_root, capsys):
         for i in ("none", "medium", "high")
         for p in ("mlp", "none")
     }
-    assert cells == ssl | {("supervised", i, "none") for i in ("none", "medium", "high")}
+    baselines = {("supervised", i, "none") for i in ("none", "medium", "high")}
+    baselines |= {("random_init", i, "none") for i in ("none", "medium", "high")}
+    assert cells == ssl | baselines
     assert all(0.0 <= float(r["top1"]) <= 1.0 for r in rows)
     assert (out / "summary.md").is_file() and (out / "figure4.png").is_file()
     # Each cell's subset follows its preset (rescaled to 200 images).

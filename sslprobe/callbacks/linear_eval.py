@@ -130,8 +130,8 @@ class LinearEvaluation(ProbeCallback):
         """
         seed = self.random_init_seed if self.random_init_seed is not None else int(os.environ.get("PL_GLOBAL_SEED", 0))
         hparams = {k: v for k, v in method.hparams.items() if not k.startswith("_")}  # no _class_path
-        key = {"backbone": hparams.get("backbone"), "backbone_kwargs": hparams.get("backbone_kwargs"), "seed": seed,
-               "dtype": str(method.dtype), "num_train": len(train), "num_test": len(test),
+        key = {"backbone": hparams.get("backbone"), "backbone_kwargs": hparams.get("backbone_kwargs"),
+               "init_seed": seed, "dtype": str(method.dtype), "num_train": len(train), "num_test": len(test),
                "train_size": self.train_size, "test_size": self.test_size, **self.protocol()}
         digest = hashlib.sha1(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
         path = Path(run_dir).resolve().parent.parent / RANDOM_INIT_CACHE / f"{digest}.json"

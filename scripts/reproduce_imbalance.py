@@ -12,8 +12,13 @@ study continues where it stopped.
     python scripts/reproduce_imbalance.py --preset paper --out results/imbalance --dry-run
     python scripts/reproduce_imbalance.py --preset cpu --out results/imbalance_cpu --aggregate-only
 
-Outputs: DIR/results.csv (one row per run), DIR/summary.md (mean ± std over seeds and the
-robustness Δ = (A_none − A_imbalanced) / A_none, Liu et al. 2021), DIR/figure4.png.
+    python scripts/reproduce_imbalance.py --preset paper --out results/imbalance --cells-per-device 4
+
+Outputs: DIR/results.csv (one row per run, plus a random-init row per imbalance and seed),
+DIR/summary.md (mean ± sd and 95 % t-intervals over seeds, the robustness Δ = (A_none −
+A_imbalanced) / A_none of Liu et al. 2021 with its interval, the test-set sampling error,
+paired differences at equal seed and imbalance, and the reading they allow;
+`sslprobe.studies.report`), DIR/figure4.png (random init dashed).
 """
 
 from __future__ import annotations
@@ -22,7 +27,6 @@ import argparse
 import contextlib
 import csv
 import json
-import math
 import os
 import shutil
 import subprocess
@@ -46,7 +50,7 @@ STUDY = "imbalance"
 PRESETS: dict[str, dict] = {
     "paper": {
         "description": "ResNet-12 (64-160-320-640), 20,000 images, 200 epochs, crop scale (0.5, 1), "
-        "SGD cosine 0.03 -> 0.001, linear eval LR 10 -> 0.01 for 100 epochs on all 50,000 images",
+        "SGD cosine 0.03 -> 0.001, linear eval (SGD, LR 0.1 -> 1e-4, 100 epochs) on all 50,000 images",
         "seeds": 3,
         "epochs": 200,
         "widths": [64, 160, 320, 640],
@@ -58,8 +62,26 @@ PRESETS: dict[str, dict] = {
         "accelerator": "auto",
     },
     "cpu": {
-        "description": "narrow ResNet-12 (16-32-64-128), 2,000 images keeping the presets' class "
-        "proportions, 8 epochs, batch 128, linear eval on 5,000 balanced training and 2,000 test images",
+        "description": "narrow ResNet-12 (16-32-64-128), 8,000 images keeping the presets' class "
+        "proportions, 8 epochs, batch 128, 3 seeds, linear eval on 5,000 balanced training and 2,000 test "
+        "images, kNN monitor on 2,000 + 1,000 images",
+        "seeds": 3,
+        "epochs": 8,
+        "widths": [16, 32, 64, 128],
+        "batch_size": 128,
+        "subset_size": 8000,
+        "num_workers": 2,
+        "linear_epochs": 100,
+        "linear_train_size": 5000,
+        "linear_test_size": 2000,
+        "knn_train_size": 2000,
+        "knn_test_size": 1000,
+        "accelerator": "cpu",
+    },
+    "cpu_2k": {
+        "description": "the previous CPU preset (README's 1-seed table): narrow ResNet-12, 2,000 images, "
+        "8 epochs, batch 128, 1 seed, linear eval with the paper's LR 10 -> 0.01 on 5,000 + 2,000 images",
+        "linear_protocol": "paper",
         "seeds": 1,
         "epochs": 8,
         "widths": [16, 32, 64, 128],
@@ -69,6 +91,8 @@ PRESETS: dict[str, dict] = {
         "linear_epochs": 100,
         "linear_train_size": 5000,
         "linear_test_size": 2000,
+        "knn_train_size": 2000,
+        "knn_test_size": 1000,
         "accelerator": "cpu",
         "precision": "auto",  # bf16-mixed + channels-last where the CPU runs bfloat16 natively
     },
@@ -85,11 +109,18 @@ PRESETS: dict[str, dict] = {
         "linear_epochs": 5,
         "linear_train_size": 1000,
         "linear_test_size": 500,
+        "knn_train_size": 500,
+        "knn_test_size": 200,
+        "knn_k": 20,
         "accelerator": "cpu",
     },
 }
 CSV_FIELDS = ["method", "imbalance", "projector", "seed", "top1", "knn_top1", "balanced",
-              "rare_mean", "frequent_mean", "effective_rank", "run_dir"]
+              "rare_mean", "frequent_mean", "effective_rank", "run_dir", "num_test", "random_init_top1",
+              "random_init_knn_top1", "knn_monitor_initial", "knn_monitor_final"]
+FLOAT_FIELDS = ("top1", "knn_top1", "balanced", "rare_mean", "frequent_mean", "effective_rank", "num_test",
+                "random_init_top1", "random_init_knn_top1", "knn_monitor_initial", "knn_monitor_final")
+RANDOM_INIT = "random_init"  # method of the random-init baseline rows
 
 
 class StudyError(ValueError):
@@ -133,8 +164,10 @@ def preset_config(preset: dict, data_root: str) -> dict:
                  "crop_scale": [0.5, 1.0], "subset_size": preset["subset_size"]},
         "probes": {
             "linear_eval": {"epochs": preset["linear_epochs"], "train_size": preset["linear_train_size"],
-                            "test_size": preset.get("linear_test_size")},
+                            "test_size": preset.get("linear_test_size"), "protocol": preset.get("linear_protocol")},
             "spectrum": {"every_n_epochs": 1},
+            "knn_monitor": {"every_n_epochs": 1, "train_size": preset.get("knn_train_size", 5000),
+                            "test_size": preset.get("knn_test_size", 1000), "k": preset.get("knn_k", 200)},
         },
     }
 
@@ -175,6 +208,7 @@ def fit_command(cell: Cell, out: Path) -> list[str]:
         "--config", str(REPO / "configs" / f"{cell.method}_resnet12_cifar10.yaml"),
         "--config", str(REPO / "callbacks" / "linear_eval.yaml"),
         "--config", str(REPO / "callbacks" / "spectrum.yaml"),
+        "--config", str(REPO / "callbacks" / "knn_monitor.yaml"),
         "--config", str(out / "preset.yaml"),
         "--config", str(out / "cells" / f"{cell.name}.yaml"),
     ]
@@ -200,11 +234,12 @@ def prepare(out: Path, preset_name: str, data_root: str) -> None:
     (out / "preset.yaml").write_text(json.dumps(preset_config(PRESETS[preset_name], data_root), indent=2))
 
 
-def run_cell(cell: Cell, out: Path, study: str, in_process: bool = False) -> float:
+def run_cell(cell: Cell, out: Path, study: str, in_process: bool = False, env: dict | None = None) -> float:
     """Run (or resume) one cell; returns its wall time in seconds.
 
     ``in_process`` calls the same CLI entry point (`sslprobe.cli.main`) in this interpreter
-    instead of a new ``python -m sslprobe`` process, saving its start-up (the smoke preset).
+    instead of a new ``python -m sslprobe`` process, saving its start-up (the smoke preset);
+    ``env`` adds environment variables to that process (its device, its threads).
     """
     directory = run_dir(cell, out, study)
     (out / "cells" / f"{cell.name}.yaml").write_text(json.dumps(cell_config(cell, out, study), indent=2))
@@ -218,17 +253,20 @@ def run_cell(cell: Cell, out: Path, study: str, in_process: bool = False) -> flo
         shutil.move(str(directory), aside)
     start = time.time()
     log = out / "logs" / f"{cell.name}.log"
-    run_sslprobe(command[3:], log, in_process)
+    run_sslprobe(command[3:], log, in_process, env)
     if not result_path(cell, out, study).is_file():
         # Training had finished but the final probes had not: measure the last checkpoint.
         checkpoint = directory / "checkpoints" / "last.ckpt"
-        run_sslprobe(["probe", "--ckpt_path", str(checkpoint), "--what", "spectrum,linear"], log, in_process)
+        run_sslprobe(["probe", "--ckpt_path", str(checkpoint), "--what", "spectrum,linear"], log, in_process, env)
     if not result_path(cell, out, study).is_file():
         raise RuntimeError(f"cell {cell.name} wrote no linear evaluation; see {log}")
+    with open(out / "logs" / "cells.jsonl", "a") as handle:  # when each cell ran, for cost estimates
+        handle.write(json.dumps({"cell": cell.name, "start": start, "end": time.time(),
+                                 "device": (env or {}).get("CUDA_VISIBLE_DEVICES", "cpu")}) + "\n")
     return time.time() - start
 
 
-def run_sslprobe(args: list[str], log: Path, in_process: bool) -> None:
+def run_sslprobe(args: list[str], log: Path, in_process: bool, env: dict | None = None) -> None:
     """``python -m sslprobe ARGS`` (or its entry point in this interpreter), output appended to ``log``."""
     os.environ.setdefault("WANDB_MODE", "offline")
     with open(log, "a") as handle:
@@ -243,16 +281,72 @@ def run_sslprobe(args: list[str], log: Path, in_process: bool) -> None:
                     code = stop.code if isinstance(stop.code, int) else 1
         else:
             code = subprocess.run([sys.executable, "-m", "sslprobe", *args], cwd=REPO, stdout=handle,
-                                  stderr=subprocess.STDOUT).returncode
+                                  stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}).returncode
     if code != 0:
         raise RuntimeError(f"python -m sslprobe {args[0]} failed (exit {code}); see {log}")
 
 
+def device_slots(accelerator: str, cells_per_device: int) -> list[dict]:
+    """The environment of each concurrent cell: K per GPU, or K sharing the CPU's cores.
+
+    On GPUs slot i sees only GPU ``i mod G`` (``CUDA_VISIBLE_DEVICES``); on a CPU each of the
+    K processes gets ``cores // K`` threads, so K cells do not oversubscribe the cores.
+    """
+    import torch
+
+    gpus = torch.cuda.device_count() if accelerator in ("auto", "gpu", "cuda") else 0
+    if gpus:
+        return [{"CUDA_VISIBLE_DEVICES": str(slot % gpus)} for slot in range(gpus * cells_per_device)]
+    threads = str(max(1, (os.cpu_count() or 1) // cells_per_device))
+    return [{"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads} for _ in range(cells_per_device)]
+
+
+def run_cells(todo: list[Cell], out: Path, study: str, preset: dict, cells_per_device: int) -> None:
+    """Run the cells one after another, or K per device at once in separate processes."""
+    if cells_per_device == 1:
+        for cell in todo:
+            seconds = run_cell(cell, out, study, preset.get("in_process", False))
+            print(f"  {cell.name}: {seconds:.0f} s", flush=True)
+        return
+    import queue
+    from concurrent.futures import ThreadPoolExecutor
+
+    environments = device_slots(preset["accelerator"], cells_per_device)
+    free: queue.Queue = queue.Queue()
+    for env in environments:
+        free.put(env)
+    failed: list[BaseException] = []
+
+    def work(cell: Cell) -> None:
+        if failed:  # stop starting cells after a failure; the running ones finish
+            return
+        env = free.get()  # one is always free: there are as many threads as slots
+        try:
+            seconds = run_cell(cell, out, study, in_process=False, env=env)
+            print(f"  {cell.name}: {seconds:.0f} s ({', '.join(f'{k}={v}' for k, v in env.items())})", flush=True)
+        except BaseException as error:
+            failed.append(error)
+        finally:
+            free.put(env)
+
+    with ThreadPoolExecutor(max_workers=len(environments)) as pool:
+        list(pool.map(work, todo))
+    if failed:
+        raise failed[0]
+
+
 # --------------------------------------------------------------------------- aggregation
 def collect(cells: list[Cell], out: Path, study: str) -> list[dict]:
+    """One row per finished run, plus one random-init row per (imbalance, seed).
+
+    The random-init row holds the protocol's result on the untrained network of the same
+    architecture and seed (``random_init_*`` of the cells' ``linear_eval.json``); it saw no
+    training data, so it is the same at every imbalance, but it is written per imbalance to be
+    paired with the runs at equal seed and imbalance.
+    """
     import numpy as np
 
-    rows = []
+    rows, baselines = [], {}
     for cell in cells:
         path = result_path(cell, out, study)
         if not path.is_file():
@@ -263,17 +357,30 @@ def collect(cells: list[Cell], out: Path, study: str) -> list[dict]:
         if spectrum.is_file():
             with np.load(spectrum) as arrays:
                 effective_rank = float(arrays["embeddings_effective_rank"][-1])
+        monitor = path.parent / "knn_monitor.json"
+        history = json.loads(monitor.read_text())["history"] if monitor.is_file() else []
         rows.append({
             "method": cell.method, "imbalance": cell.imbalance, "projector": cell.projector, "seed": cell.seed,
             **{key: result.get(key) for key in ("top1", "knn_top1", "balanced", "rare_mean", "frequent_mean")},
             "effective_rank": effective_rank, "run_dir": str(path.parent.parent.relative_to(out)),
+            "num_test": result.get("num_test"), "random_init_top1": result.get("random_init_top1"),
+            "random_init_knn_top1": result.get("random_init_knn_top1"),
+            "knn_monitor_initial": history[0]["top1"] if history and history[0]["epochs_trained"] == 0 else None,
+            "knn_monitor_final": history[-1]["top1"] if history else None,
         })
-    return rows
+        if result.get("random_init_top1") is not None:
+            baselines.setdefault((cell.imbalance, cell.seed), {
+                "method": RANDOM_INIT, "imbalance": cell.imbalance, "projector": "none", "seed": cell.seed,
+                "top1": result["random_init_top1"], "knn_top1": result.get("random_init_knn_top1"),
+                **{key: result.get(f"random_init_{key}") for key in ("balanced", "rare_mean", "frequent_mean")},
+                "run_dir": result.get("random_init_cache", ""), "num_test": result.get("num_test"),
+            })
+    return rows + [baselines[key] for key in sorted(baselines)]
 
 
 def write_csv(rows: list[dict], path: Path) -> None:
     with open(path, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=CSV_FIELDS)
+        writer = csv.DictWriter(handle, fieldnames=CSV_FIELDS, restval="")
         writer.writeheader()
         writer.writerows(rows)
 
@@ -283,75 +390,44 @@ def read_csv(path: Path) -> list[dict]:
         rows = list(csv.DictReader(handle))
     for row in rows:
         row["seed"] = int(row["seed"])
-        for key in ("top1", "knn_top1", "balanced", "rare_mean", "frequent_mean", "effective_rank"):
-            row[key] = float(row[key]) if row[key] not in ("", "None") else float("nan")
+        for key in FLOAT_FIELDS:
+            row[key] = float(row[key]) if row.get(key) not in (None, "", "None") else float("nan")
     return rows
 
 
-def mean_std(values: list[float]) -> tuple[float, float]:
-    values = [v for v in values if not math.isnan(v)]
-    if not values:
-        return float("nan"), float("nan")
-    mean = sum(values) / len(values)
-    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0
-    return mean, std
-
-
-def summarise(rows: list[dict]) -> dict:
-    """{(method, projector): {imbalance: (mean, std, n)}} of top-1 accuracy."""
-    table: dict = {}
-    for row in rows:
-        key = (row["method"], row["projector"])
-        table.setdefault(key, {}).setdefault(row["imbalance"], []).append(row["top1"])
-    return {key: {imb: (*mean_std(vals), len(vals)) for imb, vals in per.items()} for key, per in table.items()}
-
-
 def summary_markdown(rows: list[dict]) -> str:
-    summary = summarise(rows)
-    imbalances = [i for i in ("none", "medium", "high") if any(i in v for v in summary.values())]
-    imbalances += sorted({i for v in summary.values() for i in v} - set(imbalances))
-    header = ["method", "projector", *[f"top-1 {i}" for i in imbalances],
-              *[f"Δ {i}" for i in imbalances if i != "none"]]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for (method, projector), per in sorted(summary.items(), key=lambda kv: (list(METHODS).index(kv[0][0]), kv[0][1])):
-        cells = []
-        for imbalance in imbalances:
-            mean, std, n = per.get(imbalance, (float("nan"), float("nan"), 0))
-            cells.append(f"{100 * mean:.1f} ± {100 * std:.1f} (n={n})" if n else "—")
-        base = per.get("none", (float("nan"),))[0]
-        for imbalance in imbalances:
-            if imbalance == "none":
-                continue
-            mean = per.get(imbalance, (float("nan"),))[0]
-            delta = (base - mean) / base if base and not math.isnan(base) else float("nan")
-            cells.append("—" if math.isnan(delta) else f"{100 * delta:+.1f}%")
-        lines.append(f"| {METHODS[method]} | {projector} | " + " | ".join(cells) + " |")
-    note = ("\nTop-1 linear-evaluation accuracy (%) on the CIFAR-10 test set, mean ± std over seeds; "
-            "Δ = (A_none − A_imbalanced) / A_none, smaller is more robust. The supervised baseline has "
-            "no projector.\n")
-    return "\n".join(lines) + "\n" + note
+    from sslprobe.studies.report import summary_markdown as study_summary
+
+    return study_summary(rows, METHODS)
 
 
 def figure(rows: list[dict], path: Path) -> None:
+    """Top-1 per imbalance with 95 % t-interval error bars; the random-init baseline dashed."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    summary = summarise(rows)
-    imbalances = [i for i in ("none", "medium", "high") if any(i in v for v in summary.values())]
+    from sslprobe.studies.report import ordered_imbalances, per_seed
+    from sslprobe.studies.statistics import summarize_seeds
+
+    imbalances = ordered_imbalances(rows)
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.4), sharey=True, layout="constrained")
     for ax, projector in zip(axes, ("mlp", "none")):
-        for method in METHODS:
-            key = (method, "none") if method == "supervised" else (method, projector)
-            if key not in summary:
+        for method in [*METHODS, RANDOM_INIT]:
+            cell_projector = "none" if method in ("supervised", RANDOM_INIT) else projector
+            summaries = [summarize_seeds(per_seed(rows, method, cell_projector, i, "top1").values())
+                         for i in imbalances]
+            xs = [x for x, summary in enumerate(summaries) if summary is not None]
+            if not xs:
                 continue
-            per = summary[key]
-            xs = [i for i, imb in enumerate(imbalances) if imb in per]
-            means = [100 * per[imbalances[i]][0] for i in xs]
-            stds = [100 * per[imbalances[i]][1] for i in xs]
-            ax.errorbar(xs, means, yerr=stds, marker="o", capsize=4, label=METHODS[method],
-                        linestyle="--" if method == "supervised" else "-")
+            means = [100 * summaries[x].mean for x in xs]
+            errors = [100 * (summaries[x].half_width or 0.0) for x in xs]
+            if method == RANDOM_INIT:
+                ax.errorbar(xs, means, yerr=errors, color="0.4", linestyle="--", capsize=4, label="random init")
+            else:
+                ax.errorbar(xs, means, yerr=errors, marker="o", capsize=4, label=METHODS[method],
+                            linestyle=":" if method == "supervised" else "-")
         ax.set_xticks(range(len(imbalances)), imbalances)
         ax.set_xlim(-0.3, len(imbalances) - 0.7)
         ax.set_title("with MLP projector" if projector == "mlp" else "without projector")
@@ -359,7 +435,9 @@ def figure(rows: list[dict], path: Path) -> None:
     axes[0].set_ylabel("linear-evaluation top-1 accuracy (%)")
     axes[1].legend()
     fig.supxlabel("class imbalance of the training subset (the paper's per-class proportions)")
-    fig.suptitle("Robustness to class imbalance (paper Fig. 4); error bars: std over seeds")
+    seeds = len({row["seed"] for row in rows})
+    bars = "95 % t-interval over seeds" if seeds > 1 else "one seed: no interval"
+    fig.suptitle(f"Robustness to class imbalance (paper Fig. 4); {seeds} seed(s), error bars: {bars}")
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
@@ -410,6 +488,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
     parser.add_argument("--emit-sweep", type=Path, default=None, help="write a W&B sweep file and exit")
     parser.add_argument("--aggregate-only", action="store_true", help="redraw table and figure from results.csv")
+    parser.add_argument("--cells-per-device", type=int, default=1, metavar="K",
+                        help="run K cells at once per device (per GPU, or sharing the CPU), each its own process")
     return parser.parse_args(argv)
 
 
@@ -432,6 +512,8 @@ def validate(args: argparse.Namespace) -> None:
     unknown = [p for p in args.projectors if p not in PROJECTORS]
     if unknown:
         raise StudyError(f"unknown projector(s) {unknown}; valid: mlp, none")
+    if args.cells_per_device < 1:
+        raise StudyError(f"--cells-per-device must be >= 1, got {args.cells_per_device}")
     if args.seeds is not None and args.seeds < 0:
         raise StudyError(f"--seeds must be >= 0, got {args.seeds}")
 
@@ -466,11 +548,9 @@ def main(argv: list[str] | None = None) -> int:
             (out / "cells" / f"{cell.name}.yaml").write_text(json.dumps(cell_config(cell, out, STUDY), indent=2))
             if args.dry_run:
                 print(" ".join(fit_command(cell, out)))
-                continue
-            seconds = run_cell(cell, out, STUDY, PRESETS[args.preset].get("in_process", False))
-            print(f"  {cell.name}: {seconds:.0f} s", flush=True)
         if args.dry_run:
             return 0
+        run_cells(todo, out, STUDY, PRESETS[args.preset], args.cells_per_device)
         aggregate(out, collect(cells, out, STUDY))
         print(f"wrote {out / 'results.csv'}, {out / 'summary.md'}, {out / 'figure4.png'}")
         return 0

@@ -34,6 +34,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveCon
 
 from sslprobe.callbacks import (
     ExactResume,
+    KNNMonitor,
     LandscapeProbe,
     LinearEvaluation,
     Preempted,
@@ -47,7 +48,7 @@ from sslprobe.runtime import native_bfloat16, resolve_precision, tune_host_alloc
 
 DEFAULT_ROOT = "runs"
 PROBES = {"spectrum": ProjectorSpectrum, "landscape": LandscapeProbe, "linear_eval": LinearEvaluation,
-          "theory": TheoryProbe}
+          "theory": TheoryProbe, "knn_monitor": KNNMonitor}
 
 
 def wandb_logged_in() -> bool:
@@ -472,6 +473,8 @@ def probe_checkpoint(argv: list[str]) -> None:
     for name in wanted:
         key = PROBE_CHOICES[name]
         probe = build_probe(key, (config.get("probes") or {}).get(key))
+        if getattr(probe, "random_init_seed", 0) is None and isinstance(config.get("seed_everything"), int):
+            probe.random_init_seed = config["seed_everything"]  # the run's seed, as during fit
         saved = next((state for state_key, state in checkpoint.get("callbacks", {}).items()
                       if state_key.startswith(type(probe).__name__)), None)
         if saved is not None:

@@ -1,6 +1,7 @@
 """Lightning callbacks: they schedule the probes and log them; the maths lives in `sslprobe.probes`."""
 
 from sslprobe.callbacks.base import ProbeCallback
+from sslprobe.callbacks.knn_monitor import KNNMonitor
 from sslprobe.callbacks.landscape import LandscapeProbe, ProbeTargetError
 from sslprobe.callbacks.linear_eval import LinearEvaluation
 from sslprobe.callbacks.progress import RunProgressBar
@@ -10,6 +11,7 @@ from sslprobe.callbacks.theory import TheoryProbe
 
 __all__ = [
     "ExactResume",
+    "KNNMonitor",
     "LandscapeProbe",
     "LinearEvaluation",
     "Preempted",

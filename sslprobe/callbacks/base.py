@@ -19,6 +19,8 @@ import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from torch import nn
 
+from sslprobe.data.augment import normalize_images
+
 PROBES_DIR = "probes"
 
 
@@ -37,6 +39,27 @@ def evaluation_mode(module: nn.Module) -> Iterator[None]:
 def in_chunks(images: torch.Tensor, size: int) -> Iterator[torch.Tensor]:
     for start in range(0, images.shape[0], size):
         yield images[start : start + size]
+
+
+def extract_features(method: nn.Module, images: torch.Tensor, batch_size: int, advance=None) -> torch.Tensor:
+    """Backbone features of uint8 images, in eval mode without augmentation.
+
+    Args:
+        method: a method with ``features(normalised images) -> (B, feature_dim)``.
+        images: (N, 3, H, W) uint8 images (on any device).
+        batch_size: images per forward pass.
+        advance: called with the number of images after each chunk (progress display).
+
+    Returns:
+        (N, feature_dim) float32 features on the CPU.
+    """
+    chunks = []
+    with evaluation_mode(method):
+        for chunk in in_chunks(images, batch_size):
+            chunks.append(method.features(normalize_images(chunk.to(method.device))).float().cpu())
+            if advance is not None:
+                advance(len(chunk))
+    return torch.cat(chunks)
 
 
 def save_figure(figure, path: Path) -> Path:

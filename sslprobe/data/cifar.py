@@ -39,6 +39,22 @@ class ImageSet:
         return self.labels.shape[0]
 
 
+def balanced_subset(images: ImageSet, size: int | None, seed: int) -> ImageSet:
+    """``size // C`` images of each of the C classes, chosen by ``seed`` (all when ``size`` is None).
+
+    The chosen rows keep their original order; the same (images, size, seed) always give the
+    same subset.
+    """
+    if size is None or size >= len(images):
+        return images
+    labels = images.labels.numpy()
+    classes = np.unique(labels)
+    rng = np.random.default_rng(seed)
+    per_class = size // len(classes)
+    chosen = np.sort(np.concatenate([rng.permutation(np.flatnonzero(labels == c))[:per_class] for c in classes]))
+    return ImageSet(images.images[chosen], images.labels[chosen])
+
+
 @dataclass(frozen=True)
 class CIFAR10:
     train: ImageSet

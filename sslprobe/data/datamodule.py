@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from sslprobe.data.augment import check_augmentation, simclr_transform
 from sslprobe.data.batch_augment import SimCLRBatchAugment
-from sslprobe.data.cifar import CIFAR10, ImageSet, load_cifar10
+from sslprobe.data.cifar import CIFAR10, ImageSet, balanced_subset, load_cifar10
 from sslprobe.data.imbalance import (
     Imbalance,
     class_counts,
@@ -333,3 +333,15 @@ class CIFAR10DataModule(LightningDataModule):
         if self.cifar is None:
             self.cifar = load_cifar10(self.root, self.download)
         return self.cifar.train, self.cifar.test
+
+    def balanced_evaluation_sets(
+        self, train_size: int | None, test_size: int | None, seed: int
+    ) -> tuple[ImageSet, ImageSet]:
+        """Fixed class-balanced subsets of the evaluation sets, for probes.
+
+        ``train_size // 10`` training and ``test_size // 10`` test images of every class, chosen
+        by ``seed`` (`balanced_subset`; all images where a size is None). The same arguments give
+        the same images on every process and after a resume.
+        """
+        train, test = self.evaluation_sets()
+        return balanced_subset(train, train_size, seed), balanced_subset(test, test_size, seed)

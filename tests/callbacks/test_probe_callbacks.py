@@ -93,7 +93,8 @@ def test_fit_writes_every_probe_file(probed_run):
     assert report["scale_invariant"] is True
     assert report["origin"] is None and report["origin_is_local_max"] is None  # flat by construction
     linear = json.loads((probes / "linear_eval.json").read_text())
-    assert {"top1", "knn_top1", "per_class", "balanced", "rare_mean", "frequent_mean"} <= set(linear)
+    assert {"top1", "knn_top1", "per_class", "balanced", "rare_mean", "frequent_mean", "random_init_top1",
+            "random_init_knn_top1", "random_init_rare_mean"} <= set(linear)
     assert len(linear["per_class"]) == 10 and linear["num_train"] == 1000 and linear["num_test"] == 500
     # The 'high' preset's rare classes (counts 0 or a few) are those below the median count.
     counts = linear["train_class_counts"]
@@ -124,6 +125,30 @@ def test_fit_writes_every_probe_file(probed_run):
         assert (probes / name).stat().st_size > 1000, name
 
 
+def test_random_init_baseline_is_the_untrained_network_of_the_run(probed_run, cifar):
+    # Built here with the run's seed (quickstart.yaml: seed_everything 0) and the fit's architecture,
+    # evaluated by the probe function directly on the same balanced sets and protocol.
+    from lightning.pytorch import seed_everything
+
+    from sslprobe.data.augment import normalize_images
+    from sslprobe.data.cifar import balanced_subset
+    from sslprobe.probes import linear_evaluation
+
+    seed_everything(0)
+    initial = SimCLR(temperature=0.5, backbone="resnet12", backbone_kwargs={"widths": [4, 8, 8, 16]},
+                     projector="mlp", hidden_dim=16, output_dim=8, lr=0.06, min_lr=0.001).eval()
+    train, test = balanced_subset(cifar.train, 1000, 0), balanced_subset(cifar.test, 500, 0)
+    with torch.no_grad():
+        train_features = initial.backbone(normalize_images(train.images))
+        test_features = initial.backbone(normalize_images(test.images))
+    expected = linear_evaluation(train_features, train.labels, test_features, test.labels, epochs=5, knn_k=20)
+    linear = json.loads((probed_run / "probes" / "linear_eval.json").read_text())
+    assert linear["random_init_top1"] == pytest.approx(expected["top1"], abs=1e-9)
+    assert linear["random_init_knn_top1"] == pytest.approx(expected["knn_top1"], abs=1e-9)
+    assert linear["random_init_seed"] == 0
+    assert len(list((probed_run.parent.parent / "random_init_cache").glob("*.json"))) == 1
+
+
 def test_probe_entry_remeasures_a_checkpoint(probed_run, capsys):
     before = json.loads((probed_run / "probes" / "linear_eval.json").read_text())
     (probed_run / "probes" / "linear_eval.json").unlink()
@@ -135,6 +160,9 @@ def test_probe_entry_remeasures_a_checkpoint(probed_run, capsys):
     assert theory_after["measured_eigenvalues"] == pytest.approx(theory_before["measured_eigenvalues"], rel=1e-5)
     after = json.loads((probed_run / "probes" / "linear_eval.json").read_text())
     assert after["top1"] == pytest.approx(before["top1"], abs=1e-6)  # same weights, same protocol
+    # the baseline of the same seed and architecture, from the cache the fit wrote
+    assert after["random_init_top1"] == before["random_init_top1"]
+    assert after["random_init_cache"] == before["random_init_cache"]
     with np.load(probed_run / "probes" / "spectrum.npz") as spectrum:
         # the history saved with the checkpoint continues: two epochs from training, one from `probe`
         assert spectrum["epochs"].tolist() == [1, 2, 2]

@@ -33,6 +33,8 @@ def tiny_args(config: str, data_root: Path, run_root: Path, *extra: str) -> list
         "--trainer.num_sanity_val_steps", "0", "--trainer.log_every_n_steps", "1",
         "--trainer.enable_model_summary", "false",
         "--trainer.default_root_dir", str(run_root),
+        "--probes.knn_monitor.train_size", "100", "--probes.knn_monitor.test_size", "50",
+        "--probes.knn_monitor.k", "10",
         *extra,
     ]
 

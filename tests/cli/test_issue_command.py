@@ -22,6 +22,8 @@ def test_issue_command(cifar, cifar_root, tmp_path):
         "--data.batch_size", "16", "--data.eval_batch_size", "16", "--data.imbalance", "none",
         "--data.subset_size", "200", "--trainer.limit_val_batches", "1", "--data.num_workers", "0",
         "--trainer.default_root_dir", str(tmp_path),
+        "--probes.knn_monitor.train_size", "200", "--probes.knn_monitor.test_size", "100",
+        "--probes.knn_monitor.k", "20",
     ]
     process = subprocess.run(command, cwd=REPO, text=True, capture_output=True, timeout=400)
     assert process.returncode == 0, process.stderr[-3000:]
@@ -37,3 +39,5 @@ def test_issue_command(cifar, cifar_root, tmp_path):
     labels = cifar.train.labels.numpy()[np.asarray(subset["indices"])]
     assert np.bincount(labels, minlength=10).tolist() == [20] * 10
     assert list((run_dir / "wandb").glob("offline-run-*/run-*.wandb"))
+    knn = json.loads((run_dir / "probes" / "knn_monitor.json").read_text())  # on in every method config
+    assert [row["epochs_trained"] for row in knn["history"]] == [0, 1]

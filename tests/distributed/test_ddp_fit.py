@@ -34,7 +34,7 @@ def run_fit(root: Path, cifar_root: Path, method: str, devices: int) -> Path:
     args = [
         sys.executable, "-m", "sslprobe",
         *tiny_fit_args(root, cifar_root, method, f"devices_{devices}", subset_size=100, batch_size=16, max_epochs=1,
-                       configs=("callbacks/probes.yaml",), model=model,
+                       configs=("callbacks/probes.yaml", "callbacks/knn_monitor.yaml"), model=model,
                        backbone_kwargs="{widths: [4, 8, 8, 8], norm: group}"),
         "--probes.spectrum.num_images", "128",
         "--probes.landscape.num_images", "64",
@@ -44,6 +44,9 @@ def run_fit(root: Path, cifar_root: Path, method: str, devices: int) -> Path:
         "--probes.linear_eval.test_size", "200",
         "--probes.linear_eval.knn_k", "10",
         "--probes.theory.num_images", "64",
+        "--probes.knn_monitor.train_size", "500",
+        "--probes.knn_monitor.test_size", "200",
+        "--probes.knn_monitor.k", "10",
         "--trainer.limit_train_batches", "3",
         "--trainer.limit_val_batches", "0",
         "--trainer.log_every_n_steps", "1",
@@ -58,9 +61,9 @@ def run_fit(root: Path, cifar_root: Path, method: str, devices: int) -> Path:
     return root / method / f"devices_{devices}"
 
 
-def loss_curve(run_dir: Path) -> list[float]:
+def loss_curve(run_dir: Path, key: str = "train/loss") -> list[float]:
     with open(run_dir / "metrics.csv") as handle:
-        return [float(row["train/loss"]) for row in csv.DictReader(handle) if row.get("train/loss")]
+        return [float(row[key]) for row in csv.DictReader(handle) if row.get(key)]
 
 
 @pytest.mark.parametrize("method", sorted(METHODS))
@@ -92,6 +95,10 @@ def test_two_processes_equal_one(tmp_path, cifar_root, method):
     assert theory_1["batch"] == theory_2["batch"] == 16  # the global batch, whatever the process count
     for key in ("nonpositive_directions", "predicted_rank", "measured_rank", "sigma_null_directions"):
         assert theory_1[key] == theory_2[key], key
+    # The kNN monitor: the initial network and the end of the epoch, the same on 1 and 2 processes.
+    knn_1, knn_2 = loss_curve(single, "knn/top1"), loss_curve(double, "knn/top1")
+    assert len(knn_1) == len(knn_2) == 2
+    np.testing.assert_allclose(knn_2, knn_1, atol=1 / 200)  # at most 1 of the 200 test images differs
     linear_1 = json.loads((single / "probes" / "linear_eval.json").read_text())
     linear_2 = json.loads((double / "probes" / "linear_eval.json").read_text())
     for key in ("top1", "knn_top1", "balanced"):

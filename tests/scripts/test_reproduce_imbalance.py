@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import importlib.util
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -24,7 +25,12 @@ FIXED_ROWS = [  # method, imbalance, projector, seed, top1
     ("simclr", "high", "mlp", 1, 0.50),
     ("spectral", "none", "mlp", 0, 0.40),
     ("spectral", "high", "mlp", 0, 0.38),
+    ("random_init", "none", "none", 0, 0.30),
+    ("random_init", "none", "none", 1, 0.32),
+    ("random_init", "high", "none", 0, 0.30),
+    ("random_init", "high", "none", 1, 0.32),
 ]
+T_975_DF1 = 12.706  # two-sided 95 % t critical value, 1 degree of freedom (NIST/SEMATECH e-Handbook 1.3.6.7.2)
 
 
 def write_fixed_csv(path: Path) -> None:
@@ -45,6 +51,7 @@ def write_fixed_csv(path: Path) -> None:
                     "frequent_mean": "",
                     "effective_rank": 3.0,
                     "run_dir": "x",
+                    "num_test": 2000,
                 }
             )
 
@@ -53,10 +60,30 @@ def test_aggregate_only_from_a_fixed_csv(tmp_path, capsys):
     write_fixed_csv(tmp_path / "results.csv")
     assert study.main(["--out", str(tmp_path), "--aggregate-only"]) == 0
     summary = (tmp_path / "summary.md").read_text()
-    # SimCLR: none 55.0 ± 7.1 (std of 50, 60), high 45.0 ± 7.1, Δ = (55 - 45) / 55 = +18.2%
-    assert "| SimCLR | mlp | 55.0 ± 7.1 (n=2) | 45.0 ± 7.1 (n=2) | +18.2% |" in summary
-    # SCL: one seed, Δ = (40 - 38) / 40 = +5.0%
-    assert "| SCL | mlp | 40.0 ± 0.0 (n=1) | 38.0 ± 0.0 (n=1) | +5.0% |" in summary
+    # SimCLR none: 50, 60 -> mean 55.0, sd 7.07, half width 12.706 * 7.07 / sqrt(2) = 63.5 -> [-8.5, 118.5];
+    # high: 40, 50 -> 45.0 [-18.5, 108.5]; Δ per seed (50-40)/50 = 20 %, (60-50)/60 = 16.67 %:
+    # mean 18.3 %, sd 2.36, half width 12.706 * 2.357 / sqrt(2) = 21.2 -> [-2.8, +39.5].
+    half = T_975_DF1 * math.sqrt(50) / math.sqrt(2)
+    assert f"{55 - half:.1f}, {55 + half:.1f}" == "-8.5, 118.5"
+    assert "| SimCLR | mlp | 55.0 ± 7.1 [-8.5, 118.5] | 45.0 ± 7.1 [-18.5, 108.5] | +18.3% ± 2.4 [-2.8, +39.5] |" \
+        in summary
+    # SCL: one seed, no interval; Δ = (40 - 38) / 40 = +5.0 %
+    assert "| SCL | mlp | 40.0 (one seed: no interval) | 38.0 (one seed: no interval) | " \
+        "+5.0% (one seed: no interval) |" in summary
+    assert "| Random init | none | 31.0 ± 1.4 [18.3, 43.7] | 31.0 ± 1.4 [18.3, 43.7] | — |" in summary
+    assert "± 0.0" not in summary
+    # Paired SimCLR - random init at 'none': 20, 28 -> +24.0, sd 5.66, half width 50.8 -> [-26.8, +74.8]
+    assert "| SimCLR − random init, top-1 | mlp | none | 2 | +24.0 points ± 5.7 [-26.8, +74.8] | " \
+        "no: interval contains 0 |" in summary
+    # SCL - SimCLR shares only seed 0: one value, so no interval and no verdict either way.
+    assert "| SCL − SimCLR, top-1 | mlp | none | 1 | -10.0 points (one seed: no interval) | one seed: cannot tell |" \
+        in summary
+    reading = summary.split("## Reading", 1)[1]
+    assert "No difference is distinguishable from zero." in reading
+    not_distinguishable = reading.split("Not distinguishable")[1]
+    assert "SimCLR − random init, top-1 (mlp, none: +24.0 ± 5.7 [-26.8, +74.8])" in not_distinguishable
+    # 2,000 test images at the mean top-1 (0.402): sqrt(0.402 * 0.598 / 2000) = 1.10 points
+    assert "±1.10 points" in summary
     assert (tmp_path / "figure4.png").stat().st_size > 10_000
 
 
@@ -66,6 +93,7 @@ def test_aggregate_only_from_a_fixed_csv(tmp_path, capsys):
         (["--methods", "simclr", "byol"], "unknown method(s) ['byol']"),
         (["--imbalances", "extreme"], "unknown imbalance 'extreme'"),
         (["--seeds", "0"], "the grid is empty"),
+        (["--cells-per-device", "0"], "--cells-per-device must be >= 1"),
         (["--out", "/proc/sslprobe-study"], "is not writable"),
     ],
 )
@@ -90,10 +118,13 @@ def test_smoke_grid_end_to_end_and_resume(tmp_path, cifar_root, capsys):
         for i in ("none", "medium", "high")
         for p in ("mlp", "none")
     }
-    assert cells == ssl | {("supervised", i, "none") for i in ("none", "medium", "high")}
+    baselines = {("supervised", i, "none") for i in ("none", "medium", "high")}
+    baselines |= {("random_init", i, "none") for i in ("none", "medium", "high")}
+    assert cells == ssl | baselines
+    assert all(0.0 <= float(r["top1"]) <= 1.0 for r in rows)
     # Every row holds its own cell's measurements: the run's linear_eval.json, and the RankMe of the
     # last embedding spectrum in its spectrum.npz (recomputed here from the covariance eigenvalues).
-    for row in rows:
+    for row in (r for r in rows if r["method"] != "random_init"):
         run = out / row["run_dir"]
         assert run.name == f"{row['method']}_{row['imbalance']}_{row['projector']}_seed{row['seed']}"
         linear = json.loads((run / "probes" / "linear_eval.json").read_text())
@@ -117,3 +148,50 @@ def test_smoke_grid_end_to_end_and_resume(tmp_path, cifar_root, capsys):
     assert study.main(["--preset", "smoke", "--out", str(out), "--data-root", str(cifar_root)]) == 0
     assert "21 cells, 20 already finished" in capsys.readouterr().out
     assert lost.is_file()
+
+
+NEW_COLUMNS = ("num_test", "random_init_top1", "random_init_knn_top1", "knn_monitor_initial", "knn_monitor_final")
+
+
+@pytest.mark.slow
+def test_smoke_with_two_seeds_writes_every_new_column(tmp_path, cifar_root):
+    out = tmp_path / "study"
+    assert study.main(["--preset", "smoke", "--out", str(out), "--data-root", str(cifar_root), "--seeds", "2",
+                       "--methods", "simclr", "spectral", "--imbalances", "none", "high", "--projectors", "mlp"]) == 0
+    with open(out / "results.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert set(study.CSV_FIELDS) <= set(rows[0])
+    runs = [r for r in rows if r["method"] != "random_init"]
+    baselines = [r for r in rows if r["method"] == "random_init"]
+    assert len(runs) == 8 and {(r["imbalance"], r["seed"]) for r in baselines} == {
+        (i, s) for i in ("none", "high") for s in ("0", "1")}
+    for row in runs:
+        for column in NEW_COLUMNS:
+            assert row[column] not in ("", "None"), (row["run_dir"], column)
+        assert int(float(row["num_test"])) == 500
+        # The cell's baseline is the random-init row of its seed.
+        baseline = next(b for b in baselines if b["seed"] == row["seed"] and b["imbalance"] == row["imbalance"])
+        assert float(row["random_init_top1"]) == float(baseline["top1"])
+    # The random init saw no data: the same at every imbalance; the two seeds are two networks.
+    by_seed = {s: {float(b["top1"]) for b in baselines if b["seed"] == s} for s in ("0", "1")}
+    assert all(len(values) == 1 for values in by_seed.values())
+    assert len(list((out / "runs" / "random_init_cache").glob("*.json"))) == 2  # paid once per seed
+    summary = (out / "summary.md").read_text()
+    for section in ("## Linear-evaluation top-1", "## kNN top-1", "## Test-set sampling error",
+                    "## Paired differences", "## Reading", "Random init", "SCL − SimCLR", "Δ SCL − Δ SimCLR"):
+        assert section in summary, section
+    assert "one seed: no interval" not in summary.split("## Paired")[0]  # every cell has 2 seeds
+    assert (out / "figure4.png").stat().st_size > 10_000
+
+
+@pytest.mark.slow
+def test_two_cells_per_device_run_at_once(tmp_path, cifar_root):
+    out = tmp_path / "study"
+    assert study.main(["--preset", "smoke", "--out", str(out), "--data-root", str(cifar_root),
+                       "--cells-per-device", "2", "--methods", "simclr", "--imbalances", "none", "high",
+                       "--projectors", "mlp"]) == 0
+    timings = [json.loads(line) for line in (out / "logs" / "cells.jsonl").read_text().splitlines()]
+    assert sorted(t["cell"] for t in timings) == ["simclr_high_mlp_seed0", "simclr_none_mlp_seed0"]
+    assert max(t["start"] for t in timings) < min(t["end"] for t in timings)  # the two overlapped
+    with open(out / "results.csv") as handle:
+        assert len([r for r in csv.DictReader(handle) if r["method"] == "simclr"]) == 2

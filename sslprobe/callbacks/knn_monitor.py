@@ -1,0 +1,90 @@
+"""`KNNMonitor`: weighted-kNN top-1 of the backbone while it trains, from the initial network on."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from lightning.pytorch import LightningModule, Trainer
+
+from sslprobe.callbacks.base import ProbeCallback, extract_features, probes_dir
+from sslprobe.probes.linear import knn_predict
+
+INITIAL_EPOCH = -1  # `measure`'s epoch for the network before any training step
+
+
+class KNNMonitor(ProbeCallback):
+    """Online kNN monitor: the curve every SSL library shows while training.
+
+    At the start of training (step 0, the initial network) and after every ``every_n_epochs``
+    epochs, extracts backbone features of fixed class-balanced sets (``train_size`` training and
+    ``test_size`` test images from `CIFAR10DataModule.balanced_evaluation_sets`, eval mode, no
+    augmentation) and classifies the test images with the weighted kNN of the linear-evaluation
+    probe (`sslprobe.probes.linear.knn_predict`: k nearest by cosine similarity, votes
+    ``exp(s / temperature)``). Logs ``knn/top1`` (a fraction) at the trainer's global step and
+    writes the history to ``probes/knn_monitor.json`` (rows ``epochs_trained``, ``top1``; 0
+    epochs trained is the initial network). Runs on global rank 0 from the full weights, so 1 and
+    N processes log the same numbers; the history is part of the checkpoint, and a resumed run
+    does not measure its (already trained) network as the initial one.
+
+    Args:
+        every_n_epochs: measure after every n-th epoch (default 1; null: only at start and end).
+        train_size, test_size: sizes of the fixed balanced sets (default 5,000 and 1,000).
+        k: neighbours per test image.
+        temperature: temperature of the vote weights.
+        batch_size: images per forward pass.
+        seed: choice of the images.
+        at_start: measure the initial network at step 0.
+    """
+
+    name = "knn"
+
+    def __init__(
+        self,
+        every_n_epochs: int | None = 1,
+        train_size: int = 5000,
+        test_size: int = 1000,
+        k: int = 200,
+        temperature: float = 0.1,
+        batch_size: int = 512,
+        seed: int = 0,
+        at_start: bool = True,
+    ):
+        super().__init__(every_n_epochs)
+        if train_size < 10 or test_size < 10 or k < 1 or batch_size < 1 or not temperature > 0:
+            raise ValueError("KNNMonitor needs train_size, test_size >= 10 (one image per class), k >= 1, "
+                             "batch_size >= 1, temperature > 0")
+        self.train_size, self.test_size, self.k, self.temperature = train_size, test_size, k, temperature
+        self.batch_size, self.seed, self.at_start = batch_size, seed, at_start
+        self.history: list[dict] = []
+
+    def measure(self, method: LightningModule, datamodule, run_dir: Path, epoch: int) -> dict:
+        """kNN top-1 of ``method``'s backbone; ``epoch`` = `INITIAL_EPOCH` for the initial network."""
+        train, test = datamodule.balanced_evaluation_sets(self.train_size, self.test_size, self.seed)
+        train_features = extract_features(method, train.images, self.batch_size)  # (N, D)
+        test_features = extract_features(method, test.images, self.batch_size)  # (M, D)
+        num_classes = len(datamodule.class_counts)
+        predictions = knn_predict(train_features, train.labels, test_features, num_classes,
+                                  k=self.k, temperature=self.temperature)
+        top1 = float((predictions == test.labels.long()).double().mean())
+        self.history = [row for row in self.history if row["epochs_trained"] != epoch + 1]
+        self.history.append({"epochs_trained": epoch + 1, "top1": top1})
+        payload = {"k": self.k, "temperature": self.temperature, "num_train": len(train), "num_test": len(test),
+                   "seed": self.seed, "history": self.history}
+        (probes_dir(run_dir) / "knn_monitor.json").write_text(json.dumps(payload, indent=2))
+        return {"knn/top1": top1}
+
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        # A resumed run has trained already (global_step > 0) or has its initial row in the history.
+        if not self.at_start or trainer.global_step > 0 or any(r["epochs_trained"] == 0 for r in self.history):
+            return
+        if trainer.is_global_zero:
+            scalars = self.measure(pl_module, trainer.datamodule, Path(trainer.default_root_dir), INITIAL_EPOCH)
+            self.log_results(trainer, scalars, 0)
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "history": [dict(row) for row in self.history]}
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self.history = [dict(row) for row in state.get("history", [])]

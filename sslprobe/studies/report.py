@@ -1,0 +1,198 @@
+"""The imbalance study's summary: tables over seeds, paired differences and their reading.
+
+Rows are one dict per run (``method``, ``imbalance``, ``projector``, ``seed``, accuracies as
+fractions, ``num_test``), as in the study's ``results.csv``; the random-init baseline has
+method ``random_init`` and projector ``none``. Every number comes with its 95 % t-interval over
+seeds (`sslprobe.studies.statistics`), and the reading says only what the intervals allow.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+from sslprobe.studies.statistics import (
+    SeedSummary,
+    binomial_standard_error,
+    format_points,
+    paired_difference,
+    relative_drop,
+    summarize_seeds,
+)
+
+RANDOM_INIT = "random_init"
+BASE_IMBALANCE = "none"
+
+
+def _finite(value) -> bool:
+    return value is not None and not (isinstance(value, float) and math.isnan(value))
+
+
+def per_seed(rows: list[dict], method: str, projector: str, imbalance: str, key: str) -> dict[int, float]:
+    """{seed: row[key]} of one cell of the grid (finite values only)."""
+    return {row["seed"]: float(row[key]) for row in rows
+            if row["method"] == method and row["projector"] == projector and row["imbalance"] == imbalance
+            and _finite(row.get(key))}
+
+
+def robustness_per_seed(rows: list[dict], method: str, projector: str, imbalance: str,
+                        key: str = "top1") -> dict[int, float]:
+    """{seed: Δ} with Δ = (A_none − A_imbalance) / A_none at equal seed."""
+    base = per_seed(rows, method, projector, BASE_IMBALANCE, key)
+    other = per_seed(rows, method, projector, imbalance, key)
+    return {seed: relative_drop(base[seed], other[seed]) for seed in sorted(set(base) & set(other))}
+
+
+def ordered_imbalances(rows: list[dict]) -> list[str]:
+    present = {row["imbalance"] for row in rows}
+    return [i for i in ("none", "medium", "high") if i in present] + sorted(present - {"none", "medium", "high"})
+
+
+def cells(rows: list[dict], method_order: list[str]) -> list[tuple[str, str]]:
+    """(method, projector) pairs in display order, the random-init baseline last."""
+    present = {(row["method"], row["projector"]) for row in rows}
+    order = [*method_order, RANDOM_INIT]
+    return sorted(present, key=lambda mp: (order.index(mp[0]) if mp[0] in order else len(order), mp[1]))
+
+
+def verdict(summary: SeedSummary | None) -> str:
+    if summary is None:
+        return "—"
+    if summary.excludes_zero is None:
+        return "one seed: cannot tell"
+    if summary.excludes_zero:
+        return "yes, above 0" if summary.mean > 0 else "yes, below 0"
+    return "no: interval contains 0"
+
+
+def differences(rows: list[dict], names: Mapping[str, str]) -> list[dict]:
+    """Paired differences at equal seed and imbalance, in points (×100) and for Δ.
+
+    SCL − SimCLR and Barlow Twins − SimCLR per projector (top-1 and robustness Δ), and every
+    method − random init (top-1).
+    """
+    imbalances = ordered_imbalances(rows)
+    projectors = sorted({row["projector"] for row in rows if row["method"] not in (RANDOM_INIT, "supervised")})
+    methods = [m for m in names if any(row["method"] == m for row in rows)]
+    found = []
+    for other in ("spectral", "barlow_twins"):
+        if other not in methods or "simclr" not in methods:
+            continue
+        for projector in projectors:
+            for imbalance in imbalances:
+                summary = paired_difference(per_seed(rows, other, projector, imbalance, "top1"),
+                                            per_seed(rows, "simclr", projector, imbalance, "top1"))
+                found.append({"what": f"{names[other]} − SimCLR, top-1", "projector": projector,
+                              "imbalance": imbalance, "summary": summary, "unit": " points"})
+            for imbalance in imbalances:
+                if imbalance == BASE_IMBALANCE:
+                    continue
+                summary = paired_difference(robustness_per_seed(rows, other, projector, imbalance),
+                                            robustness_per_seed(rows, "simclr", projector, imbalance))
+                found.append({"what": f"Δ {names[other]} − Δ SimCLR", "projector": projector,
+                              "imbalance": imbalance, "summary": summary, "unit": "%"})
+    for method, projector in cells(rows, list(names)):
+        if method == RANDOM_INIT:
+            continue
+        for imbalance in imbalances:
+            summary = paired_difference(per_seed(rows, method, projector, imbalance, "top1"),
+                                        per_seed(rows, RANDOM_INIT, "none", imbalance, "top1"))
+            if summary is not None:
+                found.append({"what": f"{names[method]} − random init, top-1", "projector": projector,
+                              "imbalance": imbalance, "summary": summary, "unit": " points"})
+    return [d for d in found if d["summary"] is not None]
+
+
+def accuracy_table(rows: list[dict], names: Mapping[str, str], key: str) -> list[str]:
+    imbalances = ordered_imbalances(rows)
+    header = ["method", "projector", *imbalances, *[f"Δ {i}" for i in imbalances if i != BASE_IMBALANCE]]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for method, projector in cells(rows, list(names)):
+        entries = [format_points(summarize_seeds(per_seed(rows, method, projector, i, key).values()))
+                   for i in imbalances]
+        for imbalance in imbalances:
+            if imbalance == BASE_IMBALANCE:
+                continue
+            if method == RANDOM_INIT:
+                entries.append("—")
+                continue
+            drops = robustness_per_seed(rows, method, projector, imbalance, key).values()
+            entries.append(format_points(summarize_seeds(drops), signed=True, unit="%"))
+        label = "Random init" if method == RANDOM_INIT else names.get(method, method)
+        lines.append(f"| {label} | {projector} | " + " | ".join(entries) + " |")
+    return lines
+
+
+def summary_markdown(rows: list[dict], names: Mapping[str, str]) -> str:
+    """The study's summary.md: tables, sampling error, paired differences, and the reading.
+
+    Args:
+        rows: one dict per run (see the module docstring).
+        names: method key -> display name, in display order (e.g. ``{"simclr": "SimCLR", ...}``).
+    """
+    seeds = sorted({row["seed"] for row in rows})
+    n = len(seeds)
+    out = [f"# Imbalance study: {n} seed{'s' if n != 1 else ''} ({', '.join(map(str, seeds))})", ""]
+    out += ["## Linear-evaluation top-1 (%)", "", *accuracy_table(rows, names, "top1"), ""]
+    out += ["Cells: mean ± sd over seeds [95 % t-interval of the mean]; with one seed there is no "
+            "interval. Δ = (A_none − A_imbalanced) / A_none at equal seed, smaller is more robust. "
+            "Random init: the same protocol on the untrained network of the same architecture and seed "
+            "(it saw no training data, so its row is the same at every imbalance). The supervised baseline "
+            "has no projector.", ""]
+    if any(_finite(row.get("knn_top1")) for row in rows):
+        out += ["## kNN top-1 (%)", "", *accuracy_table(rows, names, "knn_top1"), ""]
+    accuracies = [float(row["top1"]) for row in rows if _finite(row.get("top1"))]
+    tests = [int(row["num_test"]) for row in rows if _finite(row.get("num_test")) and float(row["num_test"]) > 0]
+    sampling = None
+    if accuracies and tests:
+        p, num_test = sum(accuracies) / len(accuracies), min(tests)
+        sampling = binomial_standard_error(p, num_test)
+        out += ["## Test-set sampling error", "",
+                f"Every accuracy is measured on {num_test:,} test images: binomial standard error "
+                f"√(p(1−p)/n) = ±{100 * sampling:.2f} points at the mean top-1 p = {100 * p:.1f} % "
+                f"(95 %: ±{196 * sampling:.2f}). It is part of the seed-to-seed spread above; with one "
+                "seed it is the only noise estimate there is.", ""]
+    found = differences(rows, names)
+    out += ["## Paired differences (at equal seed and imbalance)", "",
+            "| difference | projector | imbalance | n | mean ± sd [95 % interval] | distinguishable from 0 |",
+            "|---|---|---|---|---|---|"]
+    for d in found:
+        out.append(f"| {d['what']} | {d['projector']} | {d['imbalance']} | {d['summary'].n} | "
+                   f"{format_points(d['summary'], signed=True, unit=d['unit'])} | {verdict(d['summary'])} |")
+    out += ["", "## Reading", "", *reading(found, n, sampling), ""]
+    return "\n".join(out)
+
+
+def reading(found: list[dict], num_seeds: int, sampling: float | None) -> list[str]:
+    """Which differences are distinguishable from zero at this seed count, and which are not."""
+    def name(d: dict) -> str:
+        return f"{d['what']} ({d['projector']}, {d['imbalance']}: {format_points(d['summary'], signed=True)})"
+
+    if not found:
+        return ["No paired difference could be formed (no method pair shares a seed)."]
+    if num_seeds < 2 or all(d["summary"].excludes_zero is None for d in found):
+        noise = f" the test-set sampling error alone is ±{100 * sampling:.1f} points per accuracy," if sampling else ""
+        return [f"- One seed: no difference has an interval;{noise} so nothing in these tables is a finding. "
+                "Run with --seeds 3 (or more) to separate differences from noise."]
+    clear = [d for d in found if d["summary"].excludes_zero]
+    unclear = [d for d in found if not d["summary"].excludes_zero]
+    lines = [f"With {num_seeds} seeds, a difference counts only when its 95 % t-interval excludes 0."]
+    if clear:
+        lines.append(f"- Distinguishable from zero ({len(clear)} of {len(found)}): "
+                     + "; ".join(map(name, clear)) + ".")
+    else:
+        lines.append("- No difference is distinguishable from zero.")
+    if unclear:
+        lines.append(f"- Not distinguishable from zero ({len(unclear)}), not findings: "
+                     + "; ".join(map(name, unclear)) + ".")
+    above = [d for d in found if "random init" in d["what"]]
+    if above:
+        beats = [d for d in above if d["summary"].excludes_zero and d["summary"].mean > 0]
+        lines.append(f"- Above the random-init baseline by more than the interval: {len(beats)} of {len(above)} "
+                     "(method, projector, imbalance) cells.")
+    claim = [d for d in found if d["what"].startswith("Δ SCL")]
+    if claim:
+        robust = [d for d in claim if d["summary"].excludes_zero and d["summary"].mean < 0]
+        lines.append(f"- The paper's claim (SCL loses less than SimCLR under imbalance, Δ SCL − Δ SimCLR < 0): "
+                     f"supported with an interval in {len(robust)} of {len(claim)} (projector, imbalance) cells.")
+    return lines

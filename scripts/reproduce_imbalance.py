@@ -77,6 +77,7 @@ PRESETS: dict[str, dict] = {
         "knn_train_size": 2000,
         "knn_test_size": 1000,
         "accelerator": "cpu",
+        "precision": "auto",  # bf16-mixed + channels-last where the CPU runs bfloat16 natively
     },
     "cpu_2k": {
         "description": "the previous CPU preset (README's 1-seed table): narrow ResNet-12, 2,000 images, "
@@ -94,7 +95,6 @@ PRESETS: dict[str, dict] = {
         "knn_train_size": 2000,
         "knn_test_size": 1000,
         "accelerator": "cpu",
-        "precision": "auto",  # bf16-mixed + channels-last where the CPU runs bfloat16 natively
     },
     "smoke": {
         "description": "tiny ResNet-12 (4-8-8-8), 200 images, 1 epoch, linear eval on 1,000 images; "

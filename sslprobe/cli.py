@@ -287,7 +287,7 @@ class SSLProbeCLI(LightningCLI):
         subcommand = self.config.get("subcommand")
         config = self.config[subcommand] if subcommand else self.config
         self.resolve_run(config)
-        choose_precision(config, fitting=False, announce=False)
+        choose_precision(config, fitting=False)
         target = self._subcommand_parsers[subcommand] if subcommand else parser
         flags = {flag for a in printing for flag in a.partition("=")[2].split(",") if flag}
         sys.stdout.write(target.dump(config, skip_none=False, skip_default="skip_default" in flags, skip_check=True))
@@ -362,7 +362,7 @@ class SSLProbeCLI(LightningCLI):
             check_checkpoint(Path(config.ckpt_path), config.model)
         check_writable(root)
         check_devices(config.trainer)
-        choose_precision(config, fitting=self.subcommand == "fit")
+        self.precision_notice = choose_precision(config, fitting=self.subcommand == "fit")
         metrics = self.run_dir / "metrics.csv"
         if config.get("ckpt_path") and metrics.is_file():
             # The CSV logger starts a fresh metrics.csv; keep the interrupted run's rows beside it.
@@ -372,6 +372,8 @@ class SSLProbeCLI(LightningCLI):
         # Data problems surface here, before the Trainer, its loggers and the run directory exist.
         if self.subcommand is not None and isinstance(self.datamodule, CIFAR10DataModule):
             check_data(self.datamodule, self.run_dir)
+        if getattr(self, "precision_notice", None) and main_process():
+            print(self.precision_notice, file=sys.stderr)
         configured = self._get(self.config_init, "trainer").get("callbacks") or []
         probes = [p for p in vars(self._get(self.config_init, "probes")).values() if p is not None]
         trainer = super().instantiate_trainer(
@@ -395,27 +397,27 @@ def main_process() -> bool:
     return all(os.environ.get(name, "0") == "0" for name in ("LOCAL_RANK", "NODE_RANK", "RANK", "SLURM_PROCID"))
 
 
-def choose_precision(config, fitting: bool, announce: bool = True) -> None:
+def choose_precision(config, fitting: bool) -> str | None:
     """Resolve ``run.precision: auto`` into the config (so config.yaml records the choice).
 
-    Without ``auto``, a float32 ``fit`` on hardware with native bfloat16 prints one line saying what
-    the switch would give; the config itself is never changed then (a config means the same
-    numerics on every machine).
+    Returns the line to print once the run is known to start (after the data checks): what
+    ``auto`` chose, or, for a float32 ``fit`` on hardware with native bfloat16, what the switch
+    would give (the config itself is never changed then: a config means the same numerics on
+    every machine). None when there is nothing to say.
     """
     accelerator = config.trainer.get("accelerator")
     if config.run.get("precision") == "auto":
         precision, channels_last, why = resolve_precision(accelerator)
         config.trainer.precision = precision
         config.model.init_args.channels_last = channels_last
-        if announce and main_process():
-            layout = " + channels-last" if channels_last else ""
-            print(f"sslprobe: run.precision auto: {precision}{layout} ({why})", file=sys.stderr)
-        return
+        layout = " + channels-last" if channels_last else ""
+        return f"sslprobe: run.precision auto: {precision}{layout} ({why})"
     precision = str(config.trainer.get("precision") or "32-true")
     native = native_bfloat16(accelerator)
-    if fitting and native and precision in ("32", "32-true") and main_process():
-        print(f"sslprobe: hint: bfloat16 is native here ({native}): --run.precision auto "
-              "(bf16-mixed + channels-last) trains faster (README: Performance, precision)", file=sys.stderr)
+    if fitting and native and precision in ("32", "32-true"):
+        return (f"sslprobe: hint: bfloat16 is native here ({native}): --run.precision auto "
+                "(bf16-mixed + channels-last) trains faster (README: Performance, precision)")
+    return None
 
 
 KNOWN_KEYS: list[str] = []  # option names of the last parser built, for "did you mean" suggestions

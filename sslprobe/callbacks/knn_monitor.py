@@ -10,7 +10,7 @@ from lightning.pytorch import LightningModule, Trainer
 from sslprobe.callbacks.base import ProbeCallback, extract_features, probes_dir
 from sslprobe.probes.linear import knn_predict
 
-INITIAL_EPOCH = -1  # `measure`'s epoch for the network before any training step
+INITIAL_EPOCH = 0  # `measure`'s epoch (epochs trained, counted from 1) for the network before any step
 
 
 class KNNMonitor(ProbeCallback):
@@ -59,7 +59,7 @@ class KNNMonitor(ProbeCallback):
         self.history: list[dict] = []
 
     def measure(self, method: LightningModule, datamodule, run_dir: Path, epoch: int) -> dict:
-        """kNN top-1 of ``method``'s backbone; ``epoch`` = `INITIAL_EPOCH` for the initial network."""
+        """kNN top-1 of ``method``'s backbone after ``epoch`` epochs (`INITIAL_EPOCH`: the initial network)."""
         train, test = datamodule.balanced_evaluation_sets(self.train_size, self.test_size, self.seed)
         train_features = extract_features(method, train.images, self.batch_size)  # (N, D)
         test_features = extract_features(method, test.images, self.batch_size)  # (M, D)
@@ -67,8 +67,8 @@ class KNNMonitor(ProbeCallback):
         predictions = knn_predict(train_features, train.labels, test_features, num_classes,
                                   k=self.k, temperature=self.temperature)
         top1 = float((predictions == test.labels.long()).double().mean())
-        self.history = [row for row in self.history if row["epochs_trained"] != epoch + 1]
-        self.history.append({"epochs_trained": epoch + 1, "top1": top1})
+        self.history = [row for row in self.history if row["epochs_trained"] != epoch]
+        self.history.append({"epochs_trained": epoch, "top1": top1})
         payload = {"k": self.k, "temperature": self.temperature, "num_train": len(train), "num_test": len(test),
                    "seed": self.seed, "history": self.history}
         (probes_dir(run_dir) / "knn_monitor.json").write_text(json.dumps(payload, indent=2))

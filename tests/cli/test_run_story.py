@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -42,9 +43,17 @@ def run_dir(tmp_path_factory, cifar_root) -> Path:
     return root / "simclr_resnet12_none" / "v"
 
 
+def complete_run_ids(record_file: Path, seconds: float = 30.0) -> set[str]:
+    """The run ids in a W&B run file, once W&B's writer (a separate process) has flushed them."""
+    deadline = time.monotonic() + seconds
+    while not (ids := wandb_records.run_ids(record_file)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return ids
+
+
 def test_wandb_holds_the_whole_config_and_the_run_files(run_dir):
     (record_file,) = wandb_files(run_dir)
-    assert wandb_records.run_ids(record_file) == {"simclr_resnet12_none-v"}
+    assert complete_run_ids(record_file) == {"simclr_resnet12_none-v"}
     logged = wandb_records.config(record_file)
     saved = yaml.safe_load((run_dir / "config.yaml").read_text())
 

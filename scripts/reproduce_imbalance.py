@@ -46,6 +46,26 @@ IMBALANCES = ("none", "medium", "high")
 PROJECTORS = ("mlp", "none")
 STUDY = "imbalance"
 
+# The CPU preset (also the base of cpu_2k, the earlier one).
+CPU_PRESET = {
+    "description": "narrow ResNet-12 (16-32-64-128), 8,000 images keeping the presets' class "
+    "proportions, 8 epochs, batch 128, 3 seeds, linear eval on 5,000 balanced training and 2,000 test "
+    "images, kNN monitor on 2,000 + 1,000 images",
+    "seeds": 3,
+    "epochs": 8,
+    "widths": [16, 32, 64, 128],
+    "batch_size": 128,
+    "subset_size": 8000,
+    "num_workers": 2,
+    "linear_epochs": 100,
+    "linear_train_size": 5000,
+    "linear_test_size": 2000,
+    "knn_train_size": 2000,
+    "knn_test_size": 1000,
+    "accelerator": "cpu",
+    "precision": "auto",  # bf16-mixed + channels-last where the CPU runs bfloat16 natively
+}
+
 # Per preset: settings composed on top of configs/<method>_resnet12_cifar10.yaml.
 PRESETS: dict[str, dict] = {
     "paper": {
@@ -61,40 +81,15 @@ PRESETS: dict[str, dict] = {
         "linear_train_size": None,
         "accelerator": "auto",
     },
-    "cpu": {
-        "description": "narrow ResNet-12 (16-32-64-128), 8,000 images keeping the presets' class "
-        "proportions, 8 epochs, batch 128, 3 seeds, linear eval on 5,000 balanced training and 2,000 test "
-        "images, kNN monitor on 2,000 + 1,000 images",
-        "seeds": 3,
-        "epochs": 8,
-        "widths": [16, 32, 64, 128],
-        "batch_size": 128,
-        "subset_size": 8000,
-        "num_workers": 2,
-        "linear_epochs": 100,
-        "linear_train_size": 5000,
-        "linear_test_size": 2000,
-        "knn_train_size": 2000,
-        "knn_test_size": 1000,
-        "accelerator": "cpu",
-        "precision": "auto",  # bf16-mixed + channels-last where the CPU runs bfloat16 natively
-    },
+    "cpu": CPU_PRESET,
     "cpu_2k": {
+        **CPU_PRESET,
         "description": "the previous CPU preset (README's 1-seed table): narrow ResNet-12, 2,000 images, "
         "8 epochs, batch 128, 1 seed, linear eval with the paper's LR 10 -> 0.01 on 5,000 + 2,000 images",
         "linear_protocol": "paper",
         "seeds": 1,
-        "epochs": 8,
-        "widths": [16, 32, 64, 128],
-        "batch_size": 128,
         "subset_size": 2000,
-        "num_workers": 2,
-        "linear_epochs": 100,
-        "linear_train_size": 5000,
-        "linear_test_size": 2000,
-        "knn_train_size": 2000,
-        "knn_test_size": 1000,
-        "accelerator": "cpu",
+        "precision": None,  # float32, as the table it reproduces
     },
     "smoke": {
         "description": "tiny ResNet-12 (4-8-8-8), 200 images, 1 epoch, linear eval on 1,000 images; "

@@ -1,15 +1,17 @@
 """The imbalance study's summary: tables over seeds, paired differences and their reading.
 
-Rows are one dict per run (``method``, ``imbalance``, ``projector``, ``seed``, accuracies as
-fractions, ``num_test``), as in the study's ``results.csv``; the random-init baseline has
-method ``random_init`` and projector ``none``. Every number comes with its 95 % t-interval over
-seeds (`sslprobe.studies.statistics`), and the reading says only what the intervals allow.
+Rows are `sslprobe.studies.imbalance.StudyRow` (``method``, ``imbalance``, ``projector``,
+``seed``, accuracies as fractions, ``num_test``), the rows of the study's ``results.csv``; the
+random-init baseline has method ``random_init`` and projector ``none``. Every number comes with
+its 95 % t-interval over seeds (`sslprobe.studies.statistics`), and the reading says only what
+the intervals allow.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from sslprobe.studies.statistics import (
     SeedSummary,
@@ -20,6 +22,9 @@ from sslprobe.studies.statistics import (
     summarize_seeds,
 )
 
+if TYPE_CHECKING:
+    from sslprobe.studies.imbalance.results import StudyRow
+
 RANDOM_INIT = "random_init"
 BASE_IMBALANCE = "none"
 
@@ -28,14 +33,14 @@ def _finite(value) -> bool:
     return value is not None and not (isinstance(value, float) and math.isnan(value))
 
 
-def per_seed(rows: list[dict], method: str, projector: str, imbalance: str, key: str) -> dict[int, float]:
-    """{seed: row[key]} of one cell of the grid (finite values only)."""
-    return {row["seed"]: float(row[key]) for row in rows
-            if row["method"] == method and row["projector"] == projector and row["imbalance"] == imbalance
-            and _finite(row.get(key))}
+def per_seed(rows: list[StudyRow], method: str, projector: str, imbalance: str, key: str) -> dict[int, float]:
+    """{seed: row.<key>} of one cell of the grid (finite values only)."""
+    return {row.seed: float(getattr(row, key)) for row in rows
+            if row.method == method and row.projector == projector and row.imbalance == imbalance
+            and _finite(getattr(row, key))}
 
 
-def robustness_per_seed(rows: list[dict], method: str, projector: str, imbalance: str,
+def robustness_per_seed(rows: list[StudyRow], method: str, projector: str, imbalance: str,
                         key: str = "top1") -> dict[int, float]:
     """{seed: Δ} with Δ = (A_none − A_imbalance) / A_none at equal seed."""
     base = per_seed(rows, method, projector, BASE_IMBALANCE, key)
@@ -43,14 +48,14 @@ def robustness_per_seed(rows: list[dict], method: str, projector: str, imbalance
     return {seed: relative_drop(base[seed], other[seed]) for seed in sorted(set(base) & set(other))}
 
 
-def ordered_imbalances(rows: list[dict]) -> list[str]:
-    present = {row["imbalance"] for row in rows}
+def ordered_imbalances(rows: list[StudyRow]) -> list[str]:
+    present = {row.imbalance for row in rows}
     return [i for i in ("none", "medium", "high") if i in present] + sorted(present - {"none", "medium", "high"})
 
 
-def cells(rows: list[dict], method_order: list[str]) -> list[tuple[str, str]]:
+def cells(rows: list[StudyRow], method_order: list[str]) -> list[tuple[str, str]]:
     """(method, projector) pairs in display order, the random-init baseline last."""
-    present = {(row["method"], row["projector"]) for row in rows}
+    present = {(row.method, row.projector) for row in rows}
     order = [*method_order, RANDOM_INIT]
     return sorted(present, key=lambda mp: (order.index(mp[0]) if mp[0] in order else len(order), mp[1]))
 
@@ -65,15 +70,15 @@ def verdict(summary: SeedSummary | None) -> str:
     return "no: interval contains 0"
 
 
-def differences(rows: list[dict], names: Mapping[str, str]) -> list[dict]:
+def differences(rows: list[StudyRow], names: Mapping[str, str]) -> list[dict]:
     """Paired differences at equal seed and imbalance, in points (×100) and for Δ.
 
     SCL − SimCLR and Barlow Twins − SimCLR per projector (top-1 and robustness Δ), and every
     method − random init (top-1).
     """
     imbalances = ordered_imbalances(rows)
-    projectors = sorted({row["projector"] for row in rows if row["method"] not in (RANDOM_INIT, "supervised")})
-    methods = [m for m in names if any(row["method"] == m for row in rows)]
+    projectors = sorted({row.projector for row in rows if row.method not in (RANDOM_INIT, "supervised")})
+    methods = [m for m in names if any(row.method == m for row in rows)]
     found = []
     for other in ("spectral", "barlow_twins"):
         if other not in methods or "simclr" not in methods:
@@ -103,7 +108,7 @@ def differences(rows: list[dict], names: Mapping[str, str]) -> list[dict]:
     return [d for d in found if d["summary"] is not None]
 
 
-def accuracy_table(rows: list[dict], names: Mapping[str, str], key: str) -> list[str]:
+def accuracy_table(rows: list[StudyRow], names: Mapping[str, str], key: str) -> list[str]:
     imbalances = ordered_imbalances(rows)
     header = ["method", "projector", *imbalances, *[f"Δ {i}" for i in imbalances if i != BASE_IMBALANCE]]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -123,14 +128,14 @@ def accuracy_table(rows: list[dict], names: Mapping[str, str], key: str) -> list
     return lines
 
 
-def summary_markdown(rows: list[dict], names: Mapping[str, str]) -> str:
+def summary_markdown(rows: list[StudyRow], names: Mapping[str, str]) -> str:
     """The study's summary.md: tables, sampling error, paired differences, and the reading.
 
     Args:
-        rows: one dict per run (see the module docstring).
+        rows: one per run (see the module docstring).
         names: method key -> display name, in display order (e.g. ``{"simclr": "SimCLR", ...}``).
     """
-    seeds = sorted({row["seed"] for row in rows})
+    seeds = sorted({row.seed for row in rows})
     n = len(seeds)
     out = [f"# Imbalance study: {n} seed{'s' if n != 1 else ''} ({', '.join(map(str, seeds))})", ""]
     out += ["## Linear-evaluation top-1 (%)", "", *accuracy_table(rows, names, "top1"), ""]
@@ -139,10 +144,10 @@ def summary_markdown(rows: list[dict], names: Mapping[str, str]) -> str:
             "Random init: the same protocol on the untrained network of the same architecture and seed "
             "(it saw no training data, so its row is the same at every imbalance). The supervised baseline "
             "has no projector.", ""]
-    if any(_finite(row.get("knn_top1")) for row in rows):
+    if any(_finite(row.knn_top1) for row in rows):
         out += ["## kNN top-1 (%)", "", *accuracy_table(rows, names, "knn_top1"), ""]
-    accuracies = [float(row["top1"]) for row in rows if _finite(row.get("top1"))]
-    tests = [int(row["num_test"]) for row in rows if _finite(row.get("num_test")) and float(row["num_test"]) > 0]
+    accuracies = [float(row.top1) for row in rows if _finite(row.top1)]
+    tests = [int(row.num_test) for row in rows if _finite(row.num_test) and float(row.num_test) > 0]
     sampling = None
     if accuracies and tests:
         p, num_test = sum(accuracies) / len(accuracies), min(tests)

@@ -1,108 +1,57 @@
-"""scripts/reproduce_imbalance.py: the smoke grid end to end, resume, aggregation, bad arguments."""
+"""scripts/reproduce_imbalance.py, the entry point: as a program, and the smoke grid end to end with resume.
+
+The study's logic is tested in tests/studies/test_imbalance_*.py.
+"""
 
 from __future__ import annotations
 
 import csv
 import importlib.util
 import json
-import math
+import os
+import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from sslprobe.studies.imbalance import StudyRow
+
 REPO = Path(__file__).resolve().parents[2]
-spec = importlib.util.spec_from_file_location("reproduce_imbalance", REPO / "scripts" / "reproduce_imbalance.py")
+SCRIPT = REPO / "scripts" / "reproduce_imbalance.py"
+spec = importlib.util.spec_from_file_location("reproduce_imbalance", SCRIPT)
 study = importlib.util.module_from_spec(spec)
-sys.modules["reproduce_imbalance"] = study  # dataclasses look their module up here
 spec.loader.exec_module(study)
 
-FIXED_ROWS = [  # method, imbalance, projector, seed, top1
-    ("simclr", "none", "mlp", 0, 0.50),
-    ("simclr", "none", "mlp", 1, 0.60),
-    ("simclr", "high", "mlp", 0, 0.40),
-    ("simclr", "high", "mlp", 1, 0.50),
-    ("spectral", "none", "mlp", 0, 0.40),
-    ("spectral", "high", "mlp", 0, 0.38),
-    ("random_init", "none", "none", 0, 0.30),
-    ("random_init", "none", "none", 1, 0.32),
-    ("random_init", "high", "none", 0, 0.30),
-    ("random_init", "high", "none", 1, 0.32),
-]
-T_975_DF1 = 12.706  # two-sided 95 % t critical value, 1 degree of freedom (NIST/SEMATECH e-Handbook 1.3.6.7.2)
+
+def run_script(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """The script as a program, from another folder: it must find the package of its own checkout."""
+    return subprocess.run([sys.executable, str(SCRIPT), *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "WANDB_MODE": "offline"})
 
 
-def write_fixed_csv(path: Path) -> None:
-    with open(path, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=study.CSV_FIELDS)
-        writer.writeheader()
-        for method, imbalance, projector, seed, top1 in FIXED_ROWS:
-            writer.writerow(
-                {
-                    "method": method,
-                    "imbalance": imbalance,
-                    "projector": projector,
-                    "seed": seed,
-                    "top1": top1,
-                    "knn_top1": top1,
-                    "balanced": top1,
-                    "rare_mean": "",
-                    "frequent_mean": "",
-                    "effective_rank": 3.0,
-                    "run_dir": "x",
-                    "num_test": 2000,
-                }
-            )
+def test_the_script_reports_a_bad_argument_in_one_line(tmp_path):
+    done = run_script("--preset", "smoke", "--out", str(tmp_path / "study"), "--imbalances", "extreme", cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr == "reproduce_imbalance: error: unknown imbalance 'extreme'; valid: none, medium, high, " \
+        "dirichlet:<concentration > 0>\n"
+    assert not (tmp_path / "study").exists()
+    usage = run_script("--help", cwd=tmp_path)
+    assert usage.returncode == 0 and "Reproduce the paper's imbalance-robustness study" in usage.stdout
 
 
-def test_aggregate_only_from_a_fixed_csv(tmp_path, capsys):
-    write_fixed_csv(tmp_path / "results.csv")
-    assert study.main(["--out", str(tmp_path), "--aggregate-only"]) == 0
-    summary = (tmp_path / "summary.md").read_text()
-    # SimCLR none: 50, 60 -> mean 55.0, sd 7.07, half width 12.706 * 7.07 / sqrt(2) = 63.5 -> [-8.5, 118.5];
-    # high: 40, 50 -> 45.0 [-18.5, 108.5]; Δ per seed (50-40)/50 = 20 %, (60-50)/60 = 16.67 %:
-    # mean 18.3 %, sd 2.36, half width 12.706 * 2.357 / sqrt(2) = 21.2 -> [-2.8, +39.5].
-    half = T_975_DF1 * math.sqrt(50) / math.sqrt(2)
-    assert f"{55 - half:.1f}, {55 + half:.1f}" == "-8.5, 118.5"
-    assert "| SimCLR | mlp | 55.0 ± 7.1 [-8.5, 118.5] | 45.0 ± 7.1 [-18.5, 108.5] | +18.3% ± 2.4 [-2.8, +39.5] |" \
-        in summary
-    # SCL: one seed, no interval; Δ = (40 - 38) / 40 = +5.0 %
-    assert "| SCL | mlp | 40.0 (one seed: no interval) | 38.0 (one seed: no interval) | " \
-        "+5.0% (one seed: no interval) |" in summary
-    assert "| Random init | none | 31.0 ± 1.4 [18.3, 43.7] | 31.0 ± 1.4 [18.3, 43.7] | — |" in summary
-    assert "± 0.0" not in summary
-    # Paired SimCLR - random init at 'none': 20, 28 -> +24.0, sd 5.66, half width 50.8 -> [-26.8, +74.8]
-    assert "| SimCLR − random init, top-1 | mlp | none | 2 | +24.0 points ± 5.7 [-26.8, +74.8] | " \
-        "no: interval contains 0 |" in summary
-    # SCL - SimCLR shares only seed 0: one value, so no interval and no verdict either way.
-    assert "| SCL − SimCLR, top-1 | mlp | none | 1 | -10.0 points (one seed: no interval) | one seed: cannot tell |" \
-        in summary
-    reading = summary.split("## Reading", 1)[1]
-    assert "No difference is distinguishable from zero." in reading
-    not_distinguishable = reading.split("Not distinguishable")[1]
-    assert "SimCLR − random init, top-1 (mlp, none: +24.0 ± 5.7 [-26.8, +74.8])" in not_distinguishable
-    # 2,000 test images at the mean top-1 (0.402): sqrt(0.402 * 0.598 / 2000) = 1.10 points
-    assert "±1.10 points" in summary
+def test_the_script_aggregates_a_results_csv(tmp_path):
+    with open(tmp_path / "results.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["method", "imbalance", "projector", "seed", "top1", "num_test"])
+        writer.writerows([["simclr", "none", "mlp", 0, 0.5, 100], ["simclr", "high", "mlp", 0, 0.4, 100]])
+    done = run_script("--out", str(tmp_path), "--aggregate-only", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == f"wrote {tmp_path / 'summary.md'} and {tmp_path / 'figure4.png'}\n"
+    assert "| SimCLR | mlp | 50.0 (one seed: no interval) | 40.0 (one seed: no interval) | " \
+        "+20.0% (one seed: no interval) |" in (tmp_path / "summary.md").read_text()
     assert (tmp_path / "figure4.png").stat().st_size > 10_000
-
-
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (["--methods", "simclr", "byol"], "unknown method(s) ['byol']"),
-        (["--imbalances", "extreme"], "unknown imbalance 'extreme'"),
-        (["--seeds", "0"], "the grid is empty"),
-        (["--cells-per-device", "0"], "--cells-per-device must be >= 1"),
-        (["--out", "/proc/sslprobe-study"], "is not writable"),
-    ],
-)
-def test_bad_arguments(tmp_path, capsys, args, message):
-    if "--out" not in args:
-        args = ["--out", str(tmp_path / "study"), *args]
-    assert study.main(["--preset", "smoke", *args]) == 2
-    err = capsys.readouterr().err
-    assert message in err and err.count("\n") == 1, err
 
 
 @pytest.mark.slow
@@ -163,7 +112,7 @@ def test_smoke_with_two_seeds_writes_every_new_column(tmp_path, cifar_root):
                        "--methods", "simclr", "spectral", "--imbalances", "none", "high", "--projectors", "mlp"]) == 0
     with open(out / "results.csv") as handle:
         rows = list(csv.DictReader(handle))
-    assert set(study.CSV_FIELDS) <= set(rows[0])
+    assert list(rows[0]) == StudyRow.columns()
     runs = [r for r in rows if r["method"] != "random_init"]
     baselines = [r for r in rows if r["method"] == "random_init"]
     assert len(runs) == 8 and {(r["imbalance"], r["seed"]) for r in baselines} == {

@@ -1,0 +1,136 @@
+"""The study's command line (``scripts/reproduce_imbalance.py``): arguments, checks, and what runs.
+
+Bad arguments end with one line on stderr (``reproduce_imbalance: error: ...``) and exit code 2,
+before anything is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from sslprobe.studies.imbalance.grid import (
+    Cell,
+    StudyError,
+    fit_command,
+    grid,
+    prepare,
+    result_path,
+    write_cell_config,
+)
+from sslprobe.studies.imbalance.presets import IMBALANCES, METHODS, PRESETS, PROJECTORS, REPO, STUDY
+
+
+def sweep_yaml(preset_name: str, methods, imbalances, projectors, seeds: int, out: Path) -> str:
+    """A W&B grid sweep whose agents each run one (method, imbalance, projector, seed) cell."""
+    lines = [
+        f"# W&B sweep of the imbalance study, preset {preset_name!r}: run with `wandb sweep` + `wandb agent`.",
+        "program: scripts/reproduce_imbalance.py",
+        "method: grid",
+        "command: [${interpreter}, ${program}, ${args}]",
+        "parameters:",
+        f"  preset: {{value: {preset_name}}}",
+        f"  out: {{value: {out}}}",
+        f"  methods: {{values: {list(methods)}}}",
+        f"  imbalances: {{values: {list(imbalances)}}}",
+        f"  projectors: {{values: {list(projectors)}}}",
+        f"  seed: {{values: {list(range(seeds))}}}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def parse_args(argv: list[str] | None, description: str | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=description or __doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="cpu")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--seeds", type=int, default=None, help="seeds per cell (preset default)")
+    parser.add_argument("--seed", type=int, default=None, help="run only this seed (sweep agents)")
+    parser.add_argument("--methods", nargs="+", default=list(METHODS))
+    parser.add_argument("--imbalances", nargs="+", default=list(IMBALANCES),
+                        help="none medium high, and dirichlet:<concentration>")
+    parser.add_argument("--projectors", nargs="+", default=list(PROJECTORS))
+    parser.add_argument("--data-root", default=str(REPO / "data"))
+    parser.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
+    parser.add_argument("--emit-sweep", type=Path, default=None, help="write a W&B sweep file and exit")
+    parser.add_argument("--aggregate-only", action="store_true", help="redraw table and figure from results.csv")
+    parser.add_argument("--cells-per-device", type=int, default=1, metavar="K",
+                        help="run K cells at once per device (per GPU, or sharing the CPU), each its own process")
+    return parser.parse_args(argv)
+
+
+def validate(args: argparse.Namespace) -> None:
+    """`StudyError` for an unknown method, imbalance or projector, or a count below its minimum."""
+    unknown = [m for m in args.methods if m not in METHODS]
+    if unknown:
+        raise StudyError(f"unknown method(s) {unknown}; valid: {', '.join(METHODS)}")
+    for imbalance in args.imbalances:
+        if imbalance in IMBALANCES:
+            continue
+        kind, _, value = imbalance.partition(":")
+        try:
+            ok = kind == "dirichlet" and float(value) > 0
+        except ValueError:
+            ok = False
+        if not ok:
+            raise StudyError(
+                f"unknown imbalance {imbalance!r}; valid: none, medium, high, dirichlet:<concentration > 0>"
+            )
+    unknown = [p for p in args.projectors if p not in PROJECTORS]
+    if unknown:
+        raise StudyError(f"unknown projector(s) {unknown}; valid: mlp, none")
+    if args.cells_per_device < 1:
+        raise StudyError(f"--cells-per-device must be >= 1, got {args.cells_per_device}")
+    if args.seeds is not None and args.seeds < 0:
+        raise StudyError(f"--seeds must be >= 0, got {args.seeds}")
+
+
+def main(argv: list[str] | None = None, description: str | None = None) -> int:
+    """Run the study (or print it, write its sweep file, or re-aggregate it); the exit code.
+
+    Args:
+        argv: the command line without the program name (default: ``sys.argv[1:]``).
+        description: the ``--help`` text (the entry point's docstring).
+    """
+    from sslprobe.studies.imbalance.results import aggregate, collect
+    from sslprobe.studies.imbalance.running import run_cells
+
+    args = parse_args(argv, description)
+    try:
+        validate(args)
+        out = args.out.resolve()
+        seeds = PRESETS[args.preset]["seeds"] if args.seeds is None else args.seeds
+        if args.emit_sweep:
+            args.emit_sweep.parent.mkdir(parents=True, exist_ok=True)
+            args.emit_sweep.write_text(sweep_yaml(args.preset, args.methods, args.imbalances, args.projectors,
+                                                  seeds, args.out))
+            print(f"wrote {args.emit_sweep}")
+            return 0
+        if args.aggregate_only:
+            aggregate(out)
+            print(f"wrote {out / 'summary.md'} and {out / 'figure4.png'}")
+            return 0
+        if args.seed is None:
+            cells = grid(args.methods, args.imbalances, args.projectors, seeds)
+        else:  # one seed only (a sweep agent's cell)
+            cells = [Cell(c.method, c.imbalance, c.projector, args.seed)
+                     for c in grid(args.methods, args.imbalances, args.projectors, 1)]
+        prepare(out, args.preset, args.data_root)
+        (out / "logs").mkdir(exist_ok=True)
+        todo = [c for c in cells if not result_path(c, out, STUDY).is_file()]
+        print(f"{len(cells)} cells, {len(cells) - len(todo)} already finished; preset {args.preset}: "
+              f"{PRESETS[args.preset]['description']}")
+        for cell in todo:
+            write_cell_config(cell, out, STUDY)
+            if args.dry_run:
+                print(" ".join(fit_command(cell, out)))
+        if args.dry_run:
+            return 0
+        run_cells(todo, out, STUDY, PRESETS[args.preset], args.cells_per_device)
+        aggregate(out, collect(cells, out, STUDY))
+        print(f"wrote {out / 'results.csv'}, {out / 'summary.md'}, {out / 'figure4.png'}")
+        return 0
+    except (StudyError, RuntimeError) as error:
+        print(f"reproduce_imbalance: error: {error}", file=sys.stderr)
+        return 2

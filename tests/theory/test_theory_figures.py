@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "theory_figures.py"
-FIGURES = ("fig1", "fig3", "fig5_left", "fig5_mid", "fig5_right", "fig5_cifar", "fig6", "fig7")
+FIGURES = ("fig1", "fig3", "fig5_left", "fig5_mid", "fig5_mid_long", "fig5_right", "fig5_cifar", "fig6", "fig7")
 
 
 @pytest.mark.slow
@@ -45,6 +45,17 @@ def test_quick_run_writes_every_figure_and_a_consistent_json(tmp_path, cifar_roo
     assert left["predicted_exponent"] < -2.5  # Eq. 9's a / (a + σ²)² tends to σ⁻⁴
     mid = results["fig5_mid"]
     assert all(row["eq8_rank"] <= row["derived_rank"] or row["a_min"] <= 1e-9 for row in mid["rows"])
+    # longer runs: per batch and budget, the collapsed count and its interval follow from the ranks
+    long_runs = results["fig5_mid_long"]
+    for row in long_runs["rows"]:
+        assert row["collapsed_runs"] == sum(rank < long_runs["setup"]["dim"] for rank in row["measured_ranks"])
+        assert math.isclose(row["collapsed_fraction"], row["collapsed_runs"] / row["runs"])
+        low, high = row["collapsed_fraction_interval_95"]
+        assert 0 <= low <= row["collapsed_fraction"] <= high <= 1 and high - low > 0.2  # a few seeds: wide
+        assert len(row["converged"]) == row["runs"] == long_runs["setup"]["seeds"]
+        dim = long_runs["setup"]["dim"]
+        assert [rank == dim for rank in row["measured_ranks"]] == [
+            weakest > row["collapse_threshold"] for weakest in row["weakest_measured_eigenvalues"]]
     # Predictions recomputed here from the derived origin Hessian B = βK/(K+1)·A0 − (1−β)C (α = 1),
     # K = 2·batch − 2 negatives per anchor; the printed form collapses at σ² = a / (1 − β).
     fig1 = results["fig1"]

@@ -8,6 +8,7 @@ from sslprobe.studies.statistics import (
     relative_drop,
     summarize_seeds,
     t_quantile,
+    wilson_interval,
 )
 
 __all__ = [
@@ -18,4 +19,5 @@ __all__ = [
     "relative_drop",
     "summarize_seeds",
     "t_quantile",
+    "wilson_interval",
 ]

@@ -143,3 +143,23 @@ def format_points(summary: SeedSummary | None, scale: float = 100.0, signed: boo
         return f"{mean} (one seed: no interval)"
     low, high = number.format(scale * summary.low), number.format(scale * summary.high)
     return f"{mean} ± {scale * summary.sd:.1f} [{low}, {high}]"
+
+
+def wilson_interval(successes: int, trials: int, z: float = 1.959964) -> tuple[float, float]:
+    """Wilson score interval of a binomial proportion (95% for the default z).
+
+    Unlike the normal approximation it stays inside [0, 1] and is not empty at 0 or n successes,
+    which matters for a handful of seeds.
+
+    Returns:
+        ``(low, high)``; ``(0, 1)`` for no trials.
+    """
+    if trials <= 0:
+        return 0.0, 1.0
+    if not 0 <= successes <= trials:
+        raise ValueError(f"need 0 <= successes <= trials, got {successes} of {trials}")
+    p = successes / trials
+    denominator = 1.0 + z * z / trials
+    centre = (p + z * z / (2 * trials)) / denominator
+    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denominator
+    return max(0.0, centre - half), min(1.0, centre + half)

@@ -211,10 +211,54 @@ def cosine_learning_rate(step: int, steps: int, peak: float, final_fraction: flo
     return peak * (final_fraction + (1.0 - final_fraction) * 0.5 * (1.0 + math.cos(math.pi * progress)))
 
 
-def linear_gradient(
+ViewSampler = Callable[[torch.Generator], tuple[torch.Tensor, torch.Tensor]]
+
+
+def gaussian_views(clean: torch.Tensor, noise_factor: torch.Tensor) -> ViewSampler:
+    """The two views ``x̂ + R ξ``, ``x̂ + R ξ'`` of `augment` as a `ViewSampler`.
+
+    Args:
+        clean: (N, d0) or (M, N, d0); noise_factor: (M, d0, d0).
+
+    Returns:
+        A function of a generator that draws (M, N, d0) views 1 and 2 (view 1 first).
+    """
+
+    def sample(generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        return augment(clean, noise_factor, generator), augment(clean, noise_factor, generator)
+
+    return sample
+
+
+def pooled_views(pool: torch.Tensor) -> ViewSampler:
+    """Two *distinct* views per sample drawn uniformly from a fixed pool of K views.
+
+    For inputs whose augmentation is not Gaussian (e.g. features of augmented images through
+    a frozen network) the views are precomputed: ``pool[m, i, k]`` is view k of sample i for
+    model m. Each draw picks, for every model and sample, a view k uniformly and a second view
+    uniformly among the other K − 1. Pairs of one pool entry with itself never occur, so the
+    second-order statistics the loss sees are exactly those of all K(K − 1) ordered pairs
+    (see `sslprobe.studies.theory_cifar.pool_covariances`).
+
+    Args:
+        pool: (M, N, K, d0) with K >= 2.
+    """
+    models, count, views, dim = pool.shape
+    if views < 2:
+        raise ValueError(f"a pool needs at least 2 views per sample, got {views}")
+
+    def sample(generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        first = torch.randint(views, (models, count), generator=generator)
+        second = (first + torch.randint(1, views, (models, count), generator=generator)) % views
+        pick = lambda index: pool.gather(2, index[..., None, None].expand(models, count, 1, dim))[:, :, 0]  # noqa: E731
+        return pick(first), pick(second)
+
+    return sample
+
+
+def averaged_gradient(
     weights: torch.Tensor,
-    clean: torch.Tensor,
-    noise_factor: torch.Tensor,
+    sample_views: ViewSampler,
     loss: LossFunction,
     generator: torch.Generator,
     *,
@@ -225,9 +269,8 @@ def linear_gradient(
 
     Args:
         weights: (M, d1, d0).
-        clean: (N, d0) or (M, N, d0).
-        noise_factor: (M, d0, d0).
-        samples: number of independent noise draws averaged.
+        sample_views: draws (M, N, d0) views 1 and 2 from ``generator``.
+        samples: number of independent view draws averaged.
 
     Returns:
         (M,) norm of the mean gradient and (M,) its standard error (norm of the per-entry SE).
@@ -236,8 +279,7 @@ def linear_gradient(
     total = torch.zeros_like(weights)
     total_sq = torch.zeros_like(weights)
     for _ in range(samples):
-        x1 = augment(clean, noise_factor, generator)
-        x2 = augment(clean, noise_factor, generator)
+        x1, x2 = sample_views(generator)
         value = batched_loss(loss, x1 @ weights.transpose(1, 2), x2 @ weights.transpose(1, 2), hyper).sum()
         (grad,) = torch.autograd.grad(value, weights)
         total += grad
@@ -245,6 +287,31 @@ def linear_gradient(
     mean = total / samples
     variance = (total_sq / samples - mean * mean).clamp_min(0.0) / max(samples - 1, 1)
     return mean.flatten(1).norm(dim=1), variance.flatten(1).sum(1).sqrt()
+
+
+def linear_gradient(
+    weights: torch.Tensor,
+    clean: torch.Tensor,
+    noise_factor: torch.Tensor,
+    loss: LossFunction,
+    generator: torch.Generator,
+    *,
+    hyper: dict[str, torch.Tensor] | None = None,
+    samples: int = 32,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`averaged_gradient` under the Gaussian augmentation of `augment`.
+
+    Args:
+        weights: (M, d1, d0).
+        clean: (N, d0) or (M, N, d0).
+        noise_factor: (M, d0, d0).
+        samples: number of independent noise draws averaged.
+
+    Returns:
+        (M,) norm of the mean gradient and (M,) its standard error (norm of the per-entry SE).
+    """
+    return averaged_gradient(weights, gaussian_views(clean, noise_factor), loss, generator, hyper=hyper,
+                             samples=samples)
 
 
 def train_linear_models(
@@ -286,7 +353,6 @@ def train_linear_models(
     Returns:
         `LinearTrainingResult` with weights (M, d1, d0).
     """
-    generator = torch.Generator().manual_seed(seed)
     models, dim = noise_factor.shape[0], noise_factor.shape[-1]
     clean = clean.float()
     noise_factor = noise_factor.float()
@@ -294,6 +360,47 @@ def train_linear_models(
         data_power = (clean * clean).sum(-1).mean(-1) if clean.ndim == 3 else (clean * clean).sum(-1).mean()
         noise_power = (noise_factor * noise_factor).sum((-2, -1))
         weight_scale = ((data_power + noise_power) / dim).rsqrt()
+    return train_linear_models_on_views(
+        gaussian_views(clean, noise_factor), loss, models=models, input_dim=dim, output_dim=output_dim,
+        steps=steps, learning_rate=learning_rate, final_lr_fraction=final_lr_fraction, hyper=hyper,
+        init_std=init_std, weight_scale=weight_scale, seed=seed, gradient_samples=gradient_samples,
+    )
+
+
+def train_linear_models_on_views(
+    sample_views: ViewSampler,
+    loss: LossFunction,
+    *,
+    models: int,
+    input_dim: int,
+    output_dim: int,
+    steps: int,
+    weight_scale: torch.Tensor | float,
+    learning_rate: float = 6e-4,
+    final_lr_fraction: float = 0.01,
+    hyper: dict[str, torch.Tensor] | None = None,
+    init_std: float = 0.3,
+    seed: int = 0,
+    gradient_samples: int = 32,
+) -> LinearTrainingResult:
+    """`train_linear_models` for any source of views: fresh views from ``sample_views`` every step.
+
+    Same parametrisation ``W = s_m V``, Adam with cosine decay, and `ConvergenceReport` (its
+    augmentation-averaged gradient averages ``gradient_samples`` draws of ``sample_views``).
+
+    Args:
+        sample_views: draws (M, N, d0) views 1 and 2 from a generator (`gaussian_views`,
+            `pooled_views`).
+        models, input_dim: M and d0.
+        weight_scale: (M,) s_m, or one float for all models.
+        loss, output_dim, steps, learning_rate, final_lr_fraction, hyper, init_std, seed,
+            gradient_samples: as in `train_linear_models`.
+
+    Returns:
+        `LinearTrainingResult` with weights (M, d1, d0).
+    """
+    generator = torch.Generator().manual_seed(seed)
+    dim = input_dim
     weight_scale = torch.as_tensor(weight_scale, dtype=torch.float32).expand(models)[:, None, None]
     hyper = {name: value.float() for name, value in (hyper or {}).items()}
     direction = torch.randn(models, output_dim, dim, generator=generator, dtype=torch.float32)
@@ -303,15 +410,14 @@ def train_linear_models(
     curve = torch.empty(models, steps, dtype=torch.float32)
     snapshot_step = int(0.8 * steps)
     spectrum_before = gram_spectrum(direction.detach() * weight_scale)
-    initial_grad, _ = linear_gradient(
-        direction.detach() * weight_scale, clean, noise_factor, loss, generator, hyper=hyper, samples=gradient_samples
+    initial_grad, _ = averaged_gradient(
+        direction.detach() * weight_scale, sample_views, loss, generator, hyper=hyper, samples=gradient_samples
     )
     for step in range(steps):
         for group in optimizer.param_groups:
             group["lr"] = cosine_learning_rate(step, steps, learning_rate, final_lr_fraction)
         weights = direction * weight_scale  # (M, d1, d0)
-        x1 = augment(clean, noise_factor, generator)
-        x2 = augment(clean, noise_factor, generator)
+        x1, x2 = sample_views(generator)
         values = batched_loss(loss, x1 @ weights.transpose(1, 2), x2 @ weights.transpose(1, 2), hyper)
         optimizer.zero_grad(set_to_none=True)
         values.sum().backward()
@@ -320,8 +426,8 @@ def train_linear_models(
         if step == snapshot_step:
             spectrum_before = gram_spectrum(direction.detach() * weight_scale)
     final = direction.detach() * weight_scale
-    grad_norm, grad_floor = linear_gradient(
-        final, clean, noise_factor, loss, generator, hyper=hyper, samples=gradient_samples
+    grad_norm, grad_floor = averaged_gradient(
+        final, sample_views, loss, generator, hyper=hyper, samples=gradient_samples
     )
     report = _report(curve, grad_norm, initial_grad, grad_floor, spectrum_before, gram_spectrum(final))
     return LinearTrainingResult(final, curve, report)

@@ -125,3 +125,25 @@ def test_mlp_training_runs_batched_and_reports_convergence():
     assert not torch.allclose(net.last[0], net.last[1]) and not torch.equal(result.loss_curve[0], result.loss_curve[1])
     assert torch.isfinite(result.loss_curve).all()
     assert (result.convergence.gradient_norm > 0).all() and torch.isfinite(result.convergence.gradient_norm).all()
+
+
+def test_pooled_views_draw_two_distinct_views_uniformly():
+    from sslprobe.theory import pooled_views
+
+    models, count, views = 2, 5, 4
+    # entry (m, i, k) holds the number 100 m + 10 i + k: a draw tells which views it took
+    pool = (100 * torch.arange(models)[:, None, None] + 10 * torch.arange(count)[None, :, None]
+            + torch.arange(views)[None, None, :]).float()[..., None]  # (M, N, K, 1)
+    sample = pooled_views(pool)
+    generator = torch.Generator().manual_seed(0)
+    draws = 4000
+    counts = torch.zeros(views, views)
+    for _ in range(draws):
+        first, second = sample(generator)
+        assert torch.equal(first[..., 0] // 10, second[..., 0] // 10)  # same model and sample
+        k1, k2 = (first[..., 0] % 10).long(), (second[..., 0] % 10).long()
+        assert bool((k1 != k2).all())
+        counts.index_put_((k1.flatten(), k2.flatten()), torch.ones(k1.numel()), accumulate=True)
+    expected = draws * models * count / (views * (views - 1))
+    off_diagonal = counts[~torch.eye(views, dtype=torch.bool)]
+    assert float((off_diagonal - expected).abs().max()) < 5 * expected**0.5  # binomial spread

@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "theory_figures.py"
-FIGURES = ("fig1", "fig3", "fig5_left", "fig5_mid", "fig5_right", "fig6", "fig7")
+FIGURES = ("fig1", "fig3", "fig5_left", "fig5_mid", "fig5_mid_long", "fig5_right", "fig5_cifar", "fig6", "fig7")
 
 
 @pytest.mark.slow
-def test_quick_run_writes_every_figure_and_a_consistent_json(tmp_path):
-    completed = subprocess.run([sys.executable, str(SCRIPT), "--out", str(tmp_path), "--quick"],
-                               capture_output=True, text=True, timeout=300)
+def test_quick_run_writes_every_figure_and_a_consistent_json(tmp_path, cifar_root):
+    completed = subprocess.run([sys.executable, str(SCRIPT), "--out", str(tmp_path), "--quick",
+                                "--data-root", str(cifar_root)], capture_output=True, text=True, timeout=400)
     assert completed.returncode == 0, completed.stderr[-2000:]
     results = json.loads((tmp_path / "results.json").read_text())
     for name in FIGURES:
@@ -45,6 +45,17 @@ def test_quick_run_writes_every_figure_and_a_consistent_json(tmp_path):
     assert left["predicted_exponent"] < -2.5  # Eq. 9's a / (a + σ²)² tends to σ⁻⁴
     mid = results["fig5_mid"]
     assert all(row["eq8_rank"] <= row["derived_rank"] or row["a_min"] <= 1e-9 for row in mid["rows"])
+    # longer runs: per batch and budget, the collapsed count and its interval follow from the ranks
+    long_runs = results["fig5_mid_long"]
+    for row in long_runs["rows"]:
+        assert row["collapsed_runs"] == sum(rank < long_runs["setup"]["dim"] for rank in row["measured_ranks"])
+        assert math.isclose(row["collapsed_fraction"], row["collapsed_runs"] / row["runs"])
+        low, high = row["collapsed_fraction_interval_95"]
+        assert 0 <= low <= row["collapsed_fraction"] <= high <= 1 and high - low > 0.2  # a few seeds: wide
+        assert len(row["converged"]) == row["runs"] == long_runs["setup"]["seeds"]
+        dim = long_runs["setup"]["dim"]
+        assert [rank == dim for rank in row["measured_ranks"]] == [
+            weakest > row["collapse_threshold"] for weakest in row["weakest_measured_eigenvalues"]]
     # Predictions recomputed here from the derived origin Hessian B = βK/(K+1)·A0 − (1−β)C (α = 1),
     # K = 2·batch − 2 negatives per anchor; the printed form collapses at σ² = a / (1 − β).
     fig1 = results["fig1"]
@@ -62,6 +73,35 @@ def test_quick_run_writes_every_figure_and_a_consistent_json(tmp_path):
     assert right["agrees"] is (max(right["relative_disagreement"]) < 0.15)
     fig6 = results["fig6"]
     assert fig6["agrees"] is (fig6["relative_disagreement"] < 0.5)
+    # Fig. 5 on CIFAR-10: one record per backbone, loss and strength, ranks recomputed from the eigenvalues
+    cifar = results["fig5_cifar"]
+    strengths = cifar["setup"]["strengths"]
+    assert set(cifar["backbones"]) == {"random_init", "simclr_trained"}
+    assert cifar["backbones"]["simclr_trained"]["record"]["steps"] >= 1
+    for backbone in cifar["backbones"].values():
+        assert 0.0 <= backbone["knn_accuracy"] <= 1.0
+        for points in backbone["losses"].values():
+            assert len(points) == len(strengths)
+            for point in points:
+                measured = point["measured_eigenvalues"]
+                assert len(measured) == cifar["setup"]["feature_dim"]
+                assert point["measured_rank"] == sum(v >= 1e-4 * max(measured) for v in measured)
+                whitened = point["whitened_hessian_eigenvalues"]
+                assert point["predicted_rank"] == sum(v > 0 for v in whitened)  # output_dim = d: nothing capped
+                assert point["rank_agrees"] is (point["predicted_rank"] == point["measured_rank"])
+                assert isinstance(point["converged"], bool)
+                assert point["predicted_collapsing_directions"] == sum(v <= 0 for v in whitened)
+    assert cifar["agrees"] is all(s["rank_agrees"] == s["points"] for s in cifar["summary"].values())
+
+
+def test_fig5_cifar_without_data_is_a_one_line_error(tmp_path):
+    completed = subprocess.run([sys.executable, str(SCRIPT), "--out", str(tmp_path / "out"), "--quick", "--only",
+                                "fig5_cifar", "--data-root", str(tmp_path / "absent")],
+                               capture_output=True, text=True, timeout=120)
+    assert completed.returncode == 2
+    assert len(completed.stderr.strip().splitlines()) == 1
+    assert completed.stderr.startswith("error: fig5_cifar needs CIFAR-10")
+    assert not (tmp_path / "out" / "results.json").exists()
 
 
 def test_unwritable_out_is_a_one_line_error(tmp_path):

@@ -1,0 +1,610 @@
+"""Fig. 5 on CIFAR-10: the linear theory for a linear last layer trained on frozen CIFAR-10 features.
+
+The linear theory (Ziyin et al. 2023) is exact, to fourth order in W, for a linear layer
+``f = W h`` trained on fixed inputs ``h`` (Section 4.1, Eq. 16). This study makes ``h`` real:
+CIFAR-10 training images, augmented by the training path at ``data.augment_strength`` s
+(`CIFAR10DataModule.probe_views`, the SimCLR recipe at s = 1), go through a frozen backbone; a
+linear layer W (d × d) is then trained on those features with β-InfoNCE (β = 0.5, Gaussian
+kernel, T = 1) and with the spectral contrastive loss (SCL), and its ``WᵀW`` is held against
+the prediction of `sslprobe.probes.theory.predict` (Thm. 1 in its general form, B from
+`origin_hessian`, q from `quartic_weight`) made from the same features.
+
+Choices, and why:
+
+* **A pool of views.** Running the backbone at every training step is too costly on a CPU, so
+  each of the N images gets K views up front (K/2 calls of ``probe_views`` with different seeds
+  on a subset of exactly N images, so every call returns the same images). Training draws, at
+  every step and for every image, two *distinct* views of the pool (`pooled_views`). The
+  theory's inputs are then those of this finite distribution exactly: `pool_covariances` applies
+  the probe's own estimators (`view_covariances`: A0 the symmetrised cross-covariance of two
+  views, C half the covariance of their difference) to all K(K − 1) ordered pairs. No
+  independence of the two views' noise is assumed: the cross-covariance is measured (drawing
+  distinct pool entries makes it ``Cov(x̂) − C/(K − 1)``, which the estimator includes). The
+  clean part of A0 carries a relative bias of 1/N against the loss's unbiased form (0.4% at
+  N = 256), well below the split-half sampling error reported.
+* **Full batch.** The loss sees all N images at every step (the paper's n = 2N − 1), as the
+  simulator trains, so B's batch-dependence is that of the predicted one exactly.
+* **Fewer feature dimensions.** The narrow ResNet-12 (widths 16-32-64-128) gives 128 features.
+  With N = 256 images a 128 × 128 covariance has a sampling error of order √(128/256) ≈ 70%,
+  and a 128-dimensional W does not converge within a few thousand full-batch Adam steps near
+  its many marginal directions. The features are therefore projected, once per backbone, on
+  the top d principal components of the backbone's features of the *clean* images (centred
+  by their mean, scaled so that the d kept clean variances average 1). PCA rather than a
+  random projection: it keeps the directions the backbone actually uses, where a random
+  projection mixes in near-dead ones. The same projection serves every augmentation strength,
+  so the coordinates are comparable along the sweep. Everything after the projection is the
+  theory applied to these d-dimensional inputs; the projection itself is part of the "frozen
+  backbone".
+* **SCL without clipping.** `spectral_contrastive_loss` clips embeddings to norm √mu, which
+  Eq. 3 does not model; mu is set large (``scl_mu``) so that the clip is inactive (reported:
+  the largest ``|f|²/mu`` at the trained W). SCL's loss is then exactly quartic in W and its
+  stationary point does not depend on mu.
+
+Where the prediction fails, `diagnose` measures why: Prop. 1's Gaussian form of β-InfoNCE's
+fourth-order term against its Monte-Carlo value on these features (`quartic_gaussian_ratio`),
+the same for SCL's quartic term (exact for independent samples), and Eq. 3 against the actual
+expected loss at the trained and at the predicted W (is the trained point inside the
+fourth-order regime; is the predicted point a better point of the actual loss), and, where
+training dropped a direction Thm. 1 keeps, whether the actual loss at the trained W rises when
+that direction is put back (`missing_direction_check`).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from sslprobe.losses import info_nce_loss, spectral_contrastive_loss
+from sslprobe.probes.spectrum import collapsed_directions
+from sslprobe.probes.theory import (
+    FeatureCovariances,
+    TheoryLoss,
+    predict,
+    principal_angles,
+    quartic_gaussian_ratio,
+    view_covariances,
+)
+from sslprobe.theory.closed_forms import landscape
+from sslprobe.theory.simulator import batched_loss, pooled_views, train_linear_models_on_views
+
+BETA = 0.5
+COLLAPSE_THRESHOLD = 1e-4  # the spectrum / theory probe's relative eigenvalue threshold
+
+
+@dataclass
+class StudySettings:
+    """Sizes of the study (`QUICK` and `FULL` below).
+
+    Attributes:
+        strengths: ``data.augment_strength`` values of the sweep.
+        num_images: N, the images (and the full training batch).
+        views: K views per image in the pool (even, >= 2).
+        feature_dim: d, principal components kept.
+        widths: ResNet-12 widths of both backbones.
+        steps, learning_rate: Adam steps and peak step size of the linear layer.
+        gradient_samples: view draws of the final convergence measurement.
+        loss_samples: view draws of the expected-loss checks.
+        scl_mu: SCL's normaliser (large: the clip stays inactive).
+        pretrain_images, pretrain_epochs, pretrain_batch, pretrain_max_steps: the SimCLR run that
+            trains the second backbone (max_steps None: full epochs).
+        knn_images: balanced train / test images of the kNN accuracy of each backbone.
+        seed: seeds the backbones, the images, the views and the linear layers.
+    """
+
+    strengths: tuple[float, ...]
+    num_images: int
+    views: int
+    feature_dim: int
+    widths: tuple[int, int, int, int]
+    steps: int
+    learning_rate: float
+    gradient_samples: int
+    loss_samples: int
+    scl_mu: float
+    pretrain_images: int
+    pretrain_epochs: int
+    pretrain_batch: int
+    pretrain_max_steps: int | None
+    knn_images: int
+    seed: int = 0
+
+
+FULL = StudySettings(strengths=(0.0, 0.25, 0.5, 0.75, 1.0), num_images=256, views=8, feature_dim=16,
+                     widths=(16, 32, 64, 128), steps=2000, learning_rate=3e-3, gradient_samples=32,
+                     loss_samples=64, scl_mu=1e3, pretrain_images=2000, pretrain_epochs=2, pretrain_batch=128,
+                     pretrain_max_steps=None, knn_images=1000)
+QUICK = StudySettings(strengths=(0.0, 1.0), num_images=48, views=4, feature_dim=6, widths=(4, 8, 8, 8),
+                      steps=150, learning_rate=3e-3, gradient_samples=4, loss_samples=4, scl_mu=1e3,
+                      pretrain_images=128, pretrain_epochs=1, pretrain_batch=32, pretrain_max_steps=2,
+                      knn_images=100)
+
+
+# --- features -------------------------------------------------------------------------------------
+
+
+def view_pools(root: str | Path, strengths, num_images: int, views: int, seed: int = 0):
+    """K views of the same N training images at each augmentation strength, from the training path.
+
+    For each s a `CIFAR10DataModule` with ``augment_strength = s`` on a balanced subset of exactly
+    ``num_images`` images is asked K/2 times for `probe_views` (seeds ``seed·1000 + j``); as the
+    subset holds exactly ``num_images`` images, every call returns the same images, with new views.
+
+    Returns:
+        ``(clean, pools)``: the (N, 3, 32, 32) normalised clean images and a list with one
+        (N, K, 3, 32, 32) float32 tensor per strength.
+    """
+    from sslprobe.data import load_cifar10
+    from sslprobe.data.augment import normalize_images
+    from sslprobe.data.datamodule import CIFAR10DataModule
+
+    if views < 2 or views % 2:
+        raise ValueError(f"views must be an even number >= 2, got {views}")
+    cifar = load_cifar10(root)
+    pools, clean = [], None
+    for strength in strengths:
+        data = CIFAR10DataModule(root=str(root), imbalance="none", subset_size=num_images, subset_seed=seed,
+                                 augment_strength=float(strength), seed=seed, batch_size=num_images, num_workers=0)
+        data.cifar = cifar  # one copy of the images for the whole sweep
+        data.setup()
+        pairs = [data.probe_views(num_images, seed=seed * 1000 + j) for j in range(views // 2)]
+        pools.append(torch.stack([view for pair in pairs for view in pair], dim=1))  # (N, K, 3, H, W)
+        if clean is None:
+            indices = np.sort(data.train_indices)
+            clean = normalize_images(cifar.train.images[torch.as_tensor(indices)])
+    return clean, pools
+
+
+@torch.no_grad()
+def backbone_features(backbone: nn.Module, images: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
+    """Features of (..., 3, H, W) normalised images in eval mode -> (..., feature_dim) float64."""
+    was_training = backbone.training
+    backbone.eval()
+    try:
+        flat = images.reshape(-1, *images.shape[-3:])
+        chunks = [backbone(flat[start : start + batch_size]).double() for start in range(0, flat.shape[0], batch_size)]
+    finally:
+        backbone.train(was_training)
+    features = torch.cat(chunks)
+    return features.reshape(*images.shape[:-3], features.shape[-1])
+
+
+def principal_projection(clean_features: torch.Tensor, dim: int) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+    """Mean (F,) and (F, dim) map onto the top ``dim`` principal components of (N, F) features.
+
+    The map is scaled so that the ``dim`` kept variances average 1.
+
+    Returns:
+        ``(mean, projection, explained)`` with ``explained`` the fraction of the clean variance kept.
+    """
+    if not 1 <= dim <= clean_features.shape[1]:
+        raise ValueError(f"feature_dim must be in 1..{clean_features.shape[1]}, got {dim}")
+    mean = clean_features.mean(0)
+    values, vectors = torch.linalg.eigh(torch.cov((clean_features - mean).T))
+    order = torch.argsort(values, descending=True)[:dim]
+    kept = values[order].clamp_min(0)
+    scale = kept.mean().clamp_min(1e-300).rsqrt()
+    explained = float(kept.sum() / values.clamp_min(0).sum().clamp_min(1e-300))
+    return mean, vectors[:, order] * scale, np.asarray(explained)
+
+
+def pool_covariances(pool: torch.Tensor, centred: bool) -> FeatureCovariances:
+    """The probe's `view_covariances` over all K(K − 1) ordered pairs of distinct views of a pool.
+
+    Training with `pooled_views` draws exactly these pairs uniformly, so A0, C and Σ are the
+    second-order statistics that training sees (module docstring).
+
+    Args:
+        pool: (N, K, d) features, view k of image i at ``pool[i, k]``.
+        centred: as in `view_covariances` (InfoNCE family: True; SCL: False).
+    """
+    count, views, _ = pool.shape
+    first, second = zip(*[(k, m) for k in range(views) for m in range(views) if k != m])
+    h1 = pool[:, list(first)].reshape(count * len(first), -1)
+    h2 = pool[:, list(second)].reshape(count * len(first), -1)
+    return view_covariances(h1, h2, centred)
+
+
+# --- the two backbones ----------------------------------------------------------------------------
+
+
+def random_backbone(widths, seed: int) -> nn.Module:
+    """A randomly initialised ResNet-12 (BatchNorm with its initial running statistics), seeded."""
+    from sslprobe.nn.backbones import ResNet12
+
+    torch.manual_seed(seed)
+    return ResNet12(tuple(widths))
+
+
+def pretrain_backbone(root: str | Path, settings: StudySettings) -> tuple[nn.Module, dict]:
+    """Train a ResNet-12 briefly with sslprobe's SimCLR (NT-Xent, T = 0.5) and return its backbone.
+
+    The quickstart's recipe (MLP projector 256 → 64, SGD lr 0.06 → 0.001 cosine, weight decay
+    5e-4, batch ``pretrain_batch``) on a balanced subset of ``pretrain_images`` training images,
+    ``pretrain_epochs`` epochs (or ``pretrain_max_steps`` steps), one CPU process, no logger.
+
+    Returns:
+        The backbone and a record of how it was trained (settings, steps, final loss).
+    """
+    from lightning.pytorch import Trainer, seed_everything
+
+    from sslprobe.data.datamodule import CIFAR10DataModule
+    from sslprobe.methods import SimCLR
+
+    seed_everything(settings.seed, verbose=False)
+    method = SimCLR(temperature=0.5, backbone="resnet12", backbone_kwargs={"widths": list(settings.widths)},
+                    projector="mlp", hidden_dim=256, output_dim=64, lr=0.06, min_lr=0.001, weight_decay=5e-4)
+    data = CIFAR10DataModule(root=str(root), imbalance="none", subset_size=settings.pretrain_images,
+                             subset_seed=settings.seed, seed=settings.seed, batch_size=settings.pretrain_batch,
+                             num_workers=0)
+    with tempfile.TemporaryDirectory() as run_dir:
+        trainer = Trainer(accelerator="cpu", devices=1, max_epochs=settings.pretrain_epochs,
+                          max_steps=settings.pretrain_max_steps or -1, limit_val_batches=0, logger=False,
+                          enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                          default_root_dir=run_dir)
+        trainer.fit(method, datamodule=data)
+    loss = trainer.callback_metrics.get("train/loss")
+    record = {
+        "method": "sslprobe.methods.SimCLR (nt_xent, temperature 0.5), Lightning Trainer, CPU, 1 process",
+        "backbone": f"resnet12 widths {list(settings.widths)}",
+        "projector": "mlp 256 -> 64", "optimizer": "SGD momentum 0.9, lr 0.06 -> 0.001 cosine, weight decay 5e-4",
+        "images": settings.pretrain_images, "batch": settings.pretrain_batch, "epochs": settings.pretrain_epochs,
+        "max_steps": settings.pretrain_max_steps, "steps": int(trainer.global_step), "seed": settings.seed,
+        "augmentation": "SimCLR recipe, augment_strength 1, crop scale (0.2, 1)",
+        "final_train_loss": None if loss is None else float(loss),
+    }
+    return method.backbone, record
+
+
+def knn_accuracy(backbone: nn.Module, root: str | Path, images: int, seed: int) -> float:
+    """Weighted kNN (k = 50, cosine) top-1 on ``images`` balanced test images from as many train images."""
+    from sslprobe.data.augment import normalize_images
+    from sslprobe.data.datamodule import CIFAR10DataModule
+    from sslprobe.probes.linear import knn_predict
+
+    train, test = CIFAR10DataModule(root=str(root)).balanced_evaluation_sets(images, images, seed)
+    train_features = backbone_features(backbone, normalize_images(train.images)).float()
+    test_features = backbone_features(backbone, normalize_images(test.images)).float()
+    predicted = knn_predict(train_features, train.labels, test_features, 10, k=50)
+    return float((predicted == test.labels).double().mean())
+
+
+# --- training, prediction, measurement ------------------------------------------------------------
+
+
+def study_losses(settings: StudySettings, batch: int) -> dict[str, tuple]:
+    """Name -> (loss function on (N, d) embeddings, `TheoryLoss`)."""
+    return {
+        "beta_info_nce": (functools.partial(info_nce_loss, beta=BETA),
+                          TheoryLoss("info_nce_family", batch, temperature=1.0, beta=BETA)),
+        "spectral_contrastive": (functools.partial(spectral_contrastive_loss, mu=settings.scl_mu),
+                                 TheoryLoss("spectral_contrastive", batch, mu=settings.scl_mu)),
+    }
+
+
+def loss_draws(loss, weights: torch.Tensor, pool: torch.Tensor, samples: int, seed: int) -> torch.Tensor:
+    """The loss of each of G weights (G, k, d) on ``samples`` `pooled_views` draws of one (N, K, d) pool.
+
+    Every W sees the same draws (common random numbers), so differences carry little noise.
+
+    Returns:
+        (samples, G) float64 losses.
+    """
+    sample = pooled_views(pool[None].float())
+    generator = torch.Generator().manual_seed(seed)
+    weights = weights.float()
+    rows = []
+    with torch.no_grad():
+        for _ in range(samples):
+            x1, x2 = sample(generator)  # (1, N, d)
+            z1 = torch.einsum("nd,gkd->gnk", x1[0], weights)
+            z2 = torch.einsum("nd,gkd->gnk", x2[0], weights)
+            rows.append(batched_loss(loss, z1, z2).double())
+    return torch.stack(rows)
+
+
+def expected_loss(loss, weight: torch.Tensor, pool: torch.Tensor, samples: int, seed: int) -> float:
+    """Monte-Carlo ``E loss(W)`` over `pooled_views` of one (N, K, d) pool for one (k, d) W."""
+    return float(loss_draws(loss, weight[None], pool, samples, seed).mean())
+
+
+def missing_direction_check(pool, weight, predicted_gram, predicted_rank: int, measured_rank: int, loss,
+                            *, samples: int, seed: int) -> dict | None:
+    """Does the actual loss, at the trained W, want a direction that Thm. 1 keeps and training dropped?
+
+    v is the unit direction of the predicted surviving subspace farthest from the trained row
+    space (the principal vector of the largest principal angle), u the output direction W uses
+    least (its smallest left singular vector). The expected loss (common random numbers) of
+    ``W + t √(vᵀ G v) u vᵀ`` minus that of W, for t = 0.1 and t = 1 (G the predicted ``WᵀW``: t = 1
+    gives v its predicted variance). A positive change beyond its standard error means the trained
+    point is, along v, a minimum of the actual loss with v collapsed: the prediction fails in the
+    landscape (terms beyond fourth order, or the quartic's form), not by under-convergence.
+
+    Returns:
+        None unless ``measured_rank < predicted_rank``; else t -> (change, standard error).
+    """
+    if measured_rank >= predicted_rank or measured_rank == 0:
+        return None
+    weight = weight.double()
+    trained_space = torch.linalg.eigh(weight.T @ weight)[1][:, -measured_rank:]
+    predicted_space = torch.linalg.eigh(predicted_gram)[1][:, -predicted_rank:]
+    residual = predicted_space.T @ (torch.eye(weight.shape[1], dtype=torch.float64)
+                                    - trained_space @ trained_space.T) @ predicted_space
+    direction = predicted_space @ torch.linalg.eigh(residual)[1][:, -1]
+    direction = direction / direction.norm()
+    output = torch.linalg.svd(weight)[0][:, -1]
+    size = math.sqrt(abs(float(direction @ predicted_gram @ direction)))
+    steps = (0.1, 1.0)
+    candidates = torch.stack([weight] + [weight + t * size * torch.outer(output, direction) for t in steps])
+    draws = loss_draws(loss, candidates, pool, samples, seed)
+    changes = draws[:, 1:] - draws[:, :1]  # (samples, 2)
+    error = changes.std(0) / math.sqrt(max(samples, 1))
+    return {f"t={t:g}": [float(changes[:, i].mean()), float(error[i])] for i, t in enumerate(steps)}
+
+
+def scl_quartic_ratio(h1: torch.Tensor, h2: torch.Tensor, weight: torch.Tensor) -> float:
+    """SCL's repulsion ``mean_{i≠j} (f(x_i)ᵀ f(x'_j))²`` over ``Tr[(W S Wᵀ)²]``, S = E[x xᵀ] of a view.
+
+    1 for independent samples of any distribution (`quartic_weight`); on a finite set the pairs
+    i ≠ j are not independent, which this measures. (N, d) views; (k, d) weight.
+    """
+    w = weight.double()
+    f1, f2 = h1.double() @ w.T, h2.double() @ w.T
+    products = (f1 @ f2.T) ** 2
+    count = products.shape[0]
+    repulsion = (products.sum() - products.diagonal().sum()) / (count * (count - 1))
+    second = (h1.double().T @ h1.double() + h2.double().T @ h2.double()) / (2 * count)
+    gram = w @ second @ w.T
+    reference = float((gram * gram).sum())
+    return float(repulsion) / reference if reference > 0 else math.nan
+
+
+def _descending(matrix: torch.Tensor) -> np.ndarray:
+    return torch.linalg.eigvalsh((matrix + matrix.T) / 2).flip(0).clamp_min(0).numpy()
+
+
+def _rows(gram: torch.Tensor) -> torch.Tensor:
+    values, vectors = torch.linalg.eigh((gram + gram.T) / 2)
+    return values.clamp_min(0).sqrt()[:, None] * vectors.T  # (d, d) with WᵀW = gram
+
+
+def numerical_rank(eigenvalues: np.ndarray, threshold: float = COLLAPSE_THRESHOLD) -> int:
+    """Directions above ``threshold`` × the largest eigenvalue (`collapsed_directions`'s convention)."""
+    return int(eigenvalues.size - collapsed_directions(eigenvalues, threshold)) if eigenvalues.max(initial=0) > 0 else 0
+
+
+def compare_point(pool: torch.Tensor, weight: torch.Tensor, loss_fn, theory: TheoryLoss, *,
+                  loss_samples: int, seed: int) -> dict:
+    """Prediction from the pool's statistics against one trained W (d_out, d) on that pool.
+
+    Returns:
+        The per-point record: predicted rank (Thm. 1: whitened eigenvalues > 0) and eigenvalues,
+        measured eigenvalues and rank (`numerical_rank`), rank agreement, the median relative error
+        of the predicted-surviving eigenvalues, principal angles, split-half sampling errors and
+        ranks, and the `diagnose` numbers.
+    """
+    pool = pool.double()
+    covariances = pool_covariances(pool, theory.centred)
+    output_dim = weight.shape[0]
+    prediction = predict(covariances, theory, output_dim)
+    order = torch.randperm(pool.shape[0], generator=torch.Generator().manual_seed(seed))
+    halves = [pool[order[: pool.shape[0] // 2]], pool[order[pool.shape[0] // 2 :]]]
+    half_predictions = [predict(pool_covariances(half, theory.centred), theory, output_dim) for half in halves]
+    half_covariances = [pool_covariances(half, theory.centred) for half in halves]
+
+    def sampling_error(name: str) -> float:
+        first, second = (getattr(c, name) for c in half_covariances)
+        whole = getattr(covariances, name)
+        return float(torch.linalg.norm(first - second) / (2 * torch.linalg.norm(whole).clamp_min(1e-300)))
+
+    w = weight.double()
+    measured = _descending(w.T @ w)
+    predicted = _descending(prediction.gram)
+    measured_rank = numerical_rank(measured)
+    predicted_rank = int(prediction.rank)
+    surviving = predicted[:predicted_rank]
+    errors = np.abs(measured[:predicted_rank] / np.maximum(surviving, 1e-300) - 1.0) if predicted_rank else np.zeros(0)
+    angles = np.zeros(0)
+    if predicted_rank and measured_rank:
+        top = lambda gram, k: torch.linalg.eigh(gram)[1][:, -k:]  # noqa: E731
+        angles = principal_angles(top(w.T @ w, measured_rank), top(prediction.gram, predicted_rank))
+    record = {
+        "predicted_rank": predicted_rank,
+        "predicted_rank_at_threshold": numerical_rank(predicted),
+        "predicted_collapsing_directions": int(prediction.nonpositive),
+        "predicted_rank_halves": [int(p.rank) for p in half_predictions],
+        "measured_rank": measured_rank,
+        "rank_agrees": measured_rank == predicted_rank,
+        "predicted_eigenvalues": predicted.tolist(),
+        "measured_eigenvalues": measured.tolist(),
+        "whitened_hessian_eigenvalues": prediction.whitened.tolist(),
+        "median_eigenvalue_relative_error": float(np.median(errors)) if errors.size else None,
+        "max_eigenvalue_relative_error": float(errors.max()) if errors.size else None,
+        "max_principal_angle_deg": float(angles.max()) if angles.size else None,
+        "a0_sampling_error": sampling_error("A0"),
+        "c_sampling_error": sampling_error("C"),
+        "noise_to_signal": float(torch.trace(covariances.C) / torch.trace(covariances.A0).abs().clamp_min(1e-300)),
+    }
+    record.update(diagnose(pool, w, prediction, covariances, loss_fn, theory, loss_samples=loss_samples, seed=seed))
+    record["missing_direction_check"] = missing_direction_check(
+        pool, w, prediction.gram, predicted_rank, measured_rank, loss_fn, samples=loss_samples, seed=seed)
+    return record
+
+
+def diagnose(pool, weight, prediction, covariances, loss_fn, theory: TheoryLoss, *, loss_samples: int,
+             seed: int) -> dict:
+    """Why a point may disagree: the quartic term's Gaussian form and Eq. 3 against the actual loss.
+
+    Returns:
+        ``quartic_mc_over_gaussian_trained`` / ``_predicted`` (β-InfoNCE: `quartic_gaussian_ratio`;
+        SCL: `scl_quartic_ratio`), ``expected_loss_trained`` / ``_predicted`` (actual loss minus its
+        value at W = 0, Monte Carlo over the pool), ``eq3_trained`` / ``eq3_predicted`` (the
+        fourth-order landscape at the same points), and for SCL the largest ``|f|²/mu``.
+    """
+    h1, h2 = pool[:, 0], pool[:, 1]
+    predicted_w = _rows(prediction.gram)
+    ratio = quartic_gaussian_ratio if theory.kind == "info_nce_family" else scl_quartic_ratio
+    zero = expected_loss(loss_fn, torch.zeros_like(weight), pool, 1, seed)
+    B = prediction.B
+    out = {
+        "quartic_mc_over_gaussian_trained": ratio(h1, h2, weight),
+        "quartic_mc_over_gaussian_predicted": ratio(h1, h2, predicted_w) if prediction.rank else None,
+        "expected_loss_trained": expected_loss(loss_fn, weight, pool, loss_samples, seed) - zero,
+        "expected_loss_predicted": expected_loss(loss_fn, predicted_w, pool, loss_samples, seed) - zero,
+        "eq3_trained": float(landscape(weight, B, covariances.Sigma, prediction.quartic)),
+        "eq3_predicted": float(landscape(predicted_w, B, covariances.Sigma, prediction.quartic)),
+    }
+    if theory.kind == "spectral_contrastive":
+        norms = (pool.reshape(-1, pool.shape[-1]) @ weight.T).pow(2).sum(1)
+        out["max_sq_norm_over_mu"] = float(norms.max()) / theory.mu
+    return out
+
+
+def train_and_compare(pools: torch.Tensor, settings: StudySettings) -> dict[str, list[dict]]:
+    """Train W on each strength's pool with each loss (one batched program per loss) and compare.
+
+    Args:
+        pools: (S, N, K, d) reduced features, one pool per strength.
+
+    Returns:
+        Loss name -> one record per strength (`compare_point` plus the convergence report).
+    """
+    strengths, count, _, dim = pools.shape
+    results = {}
+    for index, (name, (loss_fn, theory)) in enumerate(study_losses(settings, count).items()):
+        sigma_power = torch.stack([pool_covariances(pool.double(), theory.centred).Sigma.trace() / dim
+                                   for pool in pools])
+        trained = train_linear_models_on_views(
+            pooled_views(pools.float()), loss_fn, models=strengths, input_dim=dim, output_dim=dim,
+            steps=settings.steps, learning_rate=settings.learning_rate, weight_scale=sigma_power.rsqrt().float(),
+            seed=settings.seed + index, gradient_samples=settings.gradient_samples)
+        report = trained.convergence
+        rows = []
+        for m in range(strengths):
+            row = compare_point(pools[m], trained.weights[m], loss_fn, theory, loss_samples=settings.loss_samples,
+                                seed=settings.seed)
+            row["converged"] = bool(report.converged[m])
+            row["convergence"] = {
+                "loss_drift": float(report.loss_drift[m]), "plateau_t": float(report.plateau_t[m]),
+                "gradient_reduction": float(report.gradient_norm[m] / report.initial_gradient_norm[m].clamp_min(1e-30)),
+                "gradient_over_noise_floor": float(report.gradient_norm[m] / report.gradient_noise_floor[m]
+                                                   .clamp_min(1e-30)),
+                "spectrum_drift": float(report.spectrum_drift[m]),
+            }
+            row["agrees"] = bool(row["rank_agrees"] and row["median_eigenvalue_relative_error"] is not None
+                                 and row["median_eigenvalue_relative_error"] < 0.25)
+            rows.append(row)
+        results[name] = rows
+    return results
+
+
+def run_study(root: str | Path, settings: StudySettings) -> dict:
+    """The whole study: views, two frozen backbones, reduced features, training, comparison.
+
+    Returns:
+        ``{"setup", "backbones": {name: {"record", "knn_accuracy", "explained_variance",
+        "losses": {loss: [per-strength records]}}}}``.
+    """
+    clean, image_pools = view_pools(root, settings.strengths, settings.num_images, settings.views, settings.seed)
+    trained_backbone, pretrain_record = pretrain_backbone(root, settings)
+    backbones = {
+        "random_init": (random_backbone(settings.widths, settings.seed),
+                        {"backbone": f"resnet12 widths {list(settings.widths)}", "init": "PyTorch default",
+                         "seed": settings.seed}),
+        "simclr_trained": (trained_backbone, pretrain_record),
+    }
+    out = {
+        "setup": {
+            "strengths": list(settings.strengths), "images": settings.num_images, "views_per_image": settings.views,
+            "feature_dim": settings.feature_dim, "output_dim": settings.feature_dim, "beta": BETA,
+            "temperature": 1.0, "scl_mu": settings.scl_mu, "steps": settings.steps,
+            "learning_rate": settings.learning_rate, "optimizer": "Adam, cosine decay to 1% (simulator)",
+            "batch": f"full batch of {settings.num_images} images, two distinct pool views per image per step",
+            "reduction": "top principal components of the clean images' features, centred, scaled to mean variance 1",
+            "collapse_threshold": COLLAPSE_THRESHOLD, "seed": settings.seed,
+            "agreement": "rank_agrees (measured numerical rank == Thm. 1 rank) and median relative error of the "
+                         "predicted-surviving eigenvalues < 0.25",
+        },
+        "backbones": {},
+    }
+    for name, (backbone, record) in backbones.items():
+        mean, projection, explained = principal_projection(backbone_features(backbone, clean), settings.feature_dim)
+        pools = torch.stack([(backbone_features(backbone, images) - mean) @ projection for images in image_pools])
+        out["backbones"][name] = {
+            "record": record,
+            "knn_accuracy": knn_accuracy(backbone, root, settings.knn_images, settings.seed),
+            "explained_variance": float(explained),
+            "losses": train_and_compare(pools, settings),
+        }
+    return out
+
+
+def plot_study(results: dict):
+    """Predicted (open) and measured (filled) eigenvalues of ``WᵀW`` per strength, and the ranks.
+
+    One row per backbone; a column per loss, then a column of ranks (lines predicted, markers
+    measured; filled markers: the convergence checks pass).
+
+    Returns:
+        The matplotlib figure.
+    """
+    import matplotlib.pyplot as plt
+
+    strengths = np.asarray(results["setup"]["strengths"])
+    backbones = results["backbones"]
+    losses = list(next(iter(backbones.values()))["losses"])
+    fig, axes = plt.subplots(len(backbones), len(losses) + 1, figsize=(5 * (len(losses) + 1), 4 * len(backbones)),
+                             squeeze=False)
+    offset = 0.012 if strengths.size < 2 else 0.08 * float(np.diff(strengths).min())
+    for row, (backbone, record) in enumerate(backbones.items()):
+        for column, loss in enumerate(losses):
+            ax = axes[row, column]
+            for s, point in zip(strengths, record["losses"][loss]):
+                predicted = np.maximum(np.asarray(point["predicted_eigenvalues"]), 1e-12)
+                measured = np.maximum(np.asarray(point["measured_eigenvalues"]), 1e-12)
+                ax.plot(np.full(predicted.size, s - offset), predicted, "o", mfc="none", color="C0", ms=5)
+                ax.plot(np.full(measured.size, s + offset), measured, "o", color="C3", ms=4)
+                ax.plot([s - 2 * offset, s + 2 * offset], [COLLAPSE_THRESHOLD * measured.max()] * 2, "k-", lw=0.8)
+            ax.plot([], [], "o", mfc="none", color="C0", label="predicted (Thm. 1, probe's A0, C)")
+            ax.plot([], [], "o", color="C3", label="measured")
+            ax.plot([], [], "k-", lw=0.8, label="rank threshold (1e-4 × largest)")
+            ax.set(yscale="log", xlabel="data.augment_strength", ylabel="eigenvalues of WᵀW",
+                   title=f"{backbone}: {loss}")
+            ax.legend(fontsize=7)
+        ax = axes[row, -1]
+        for column, loss in enumerate(losses):
+            points = record["losses"][loss]
+            ax.plot(strengths, [p["predicted_rank"] for p in points], "-", color=f"C{column}",
+                    label=f"{loss} predicted")
+            for s, p in zip(strengths, points):
+                ax.plot(s, p["measured_rank"], "s", color=f"C{column}", mfc=f"C{column}" if p["converged"] else "none",
+                        ms=6)
+            ax.plot([], [], "s", color=f"C{column}", label=f"{loss} measured (filled: converged)")
+        ax.set(xlabel="data.augment_strength", ylabel="rank of WᵀW",
+               title=f"{backbone} (kNN top-1 {100 * record['knn_accuracy']:.1f}%)")
+        ax.legend(fontsize=7)
+    fig.suptitle("Fig. 5 on CIFAR-10: a linear layer on frozen ResNet-12 features "
+                 f"(top {results['setup']['feature_dim']} principal components)")
+    fig.tight_layout()
+    return fig
+
+
+def summarize(results: dict) -> dict:
+    """Counts per backbone and loss: points, rank agreement, full agreement, convergence."""
+    summary = {}
+    for backbone, record in results["backbones"].items():
+        for loss, points in record["losses"].items():
+            summary[f"{backbone}/{loss}"] = {
+                "points": len(points),
+                "rank_agrees": sum(p["rank_agrees"] for p in points),
+                "agrees": sum(p["agrees"] for p in points),
+                "converged": sum(p["converged"] for p in points),
+                "rank_agrees_among_converged": sum(p["rank_agrees"] for p in points if p["converged"]),
+            }
+    return summary

@@ -52,14 +52,15 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
+from sslprobe.callbacks.landscape import layer_inputs, resolve_target
+from sslprobe.callbacks.theory import theory_loss
 from sslprobe.data import CIFAR10DataModule, load_cifar10
 from sslprobe.data.augment import CIFAR10_MEAN, CIFAR10_STD
 from sslprobe.data.batch_augment import SimCLRBatchAugment
 from sslprobe.data.sampler import sample_seed
 from sslprobe.methods import SimCLR
-from sslprobe.nn.heads import last_linear
 from sslprobe.probes import linear_evaluation, loss_landscape, spectrum_report
-from sslprobe.probes.theory import TheoryLoss, theory_probe
+from sslprobe.probes.theory import theory_probe
 from sslprobe.runtime import native_bfloat16, resolve_precision, tune_host_allocator
 
 EPOCH_IMAGES = 50_000
@@ -390,24 +391,16 @@ def timed(function, device: str):
     return value, time.perf_counter() - start
 
 
-def projector_split(model: SimCLR):
-    """(layers before the last Linear, the last Linear, layers after it) of the projector."""
-    layer = last_linear(model.projector)
-    layers = list(model.projector) if isinstance(model.projector, torch.nn.Sequential) else [model.projector]
-    index = next(i for i, module in enumerate(layers) if module is layer)
-    return torch.nn.Sequential(*layers[:index]), layer, torch.nn.Sequential(*layers[index + 1 :])
-
-
 def chunked(function, images: torch.Tensor, size: int) -> torch.Tensor:
     return torch.cat([function(images[i : i + size]) for i in range(0, len(images), size)])
 
 
-def landscape_inputs(model: SimCLR, images: torch.Tensor, seeds: torch.Tensor, before, device: str):
-    """One backbone pass over both views of ``images``: the last layer's inputs (h1, h2)."""
+def landscape_inputs(model: SimCLR, images: torch.Tensor, seeds: torch.Tensor, layer, device: str):
+    """One backbone pass over both views of ``images``: the last layer's inputs (h1, h2), as the probes take them."""
     augment = SimCLRBatchAugment()
     views = augment(images.to(device), seeds.to(device))
     with torch.no_grad():
-        return tuple(chunked(lambda x: before(model.features(x)), view, 256) for view in views)
+        return tuple(layer_inputs(model, layer, view, 256) for view in views)
 
 
 def bench_probes(name: str, root: str, settings: Settings, fit_images_per_s: float, repeats: int) -> dict:
@@ -415,7 +408,7 @@ def bench_probes(name: str, root: str, settings: Settings, fit_images_per_s: flo
     cifar = load_cifar10(root)
     model = make_model(name, settings).to(device).eval()
     model.setup("validate")
-    before, layer, after = projector_split(model)
+    layer, head = resolve_target(model, None)
     n = settings.landscape_images
     images = cifar.test.images[:n]
     seeds = torch.tensor([sample_seed(0, -1, i) for i in range(n)])
@@ -423,17 +416,16 @@ def bench_probes(name: str, root: str, settings: Settings, fit_images_per_s: flo
 
     def landscape(points: int):
         grid = np.linspace(0, 2, points)
-        return loss_landscape(h1, h2, layer.weight, layer.bias, model.loss_fn, head=after if len(after) else None,
+        return loss_landscape(h1, h2, layer.weight, layer.bias, model.loss_fn, head=head,
                               scales=grid, r1=grid, r2=grid, batch_size=loss_batch)
 
     def theory():
-        loss = TheoryLoss("normalized", loss_batch, temperature=model.temperature,
-                          weight_decay=model.hparams.weight_decay)
+        loss = theory_loss(model, loss_batch)
         return theory_probe(h1, h2, layer.weight, layer.bias, loss, loss_fn=model.loss_fn)
 
     forward, grids, theories = [], {points: [] for points in settings.grid_sizes}, []
     for _ in range(repeats):
-        (h1, h2), seconds = timed(lambda: landscape_inputs(model, images, seeds, before, device), device)
+        (h1, h2), seconds = timed(lambda: landscape_inputs(model, images, seeds, layer, device), device)
         forward.append(seconds)
         for points in settings.grid_sizes:
             grids[points].append(timed(lambda p=points: landscape(p), device)[1])
@@ -479,7 +471,7 @@ def bench_probes(name: str, root: str, settings: Settings, fit_images_per_s: flo
     def spectrum():
         features = chunked(model.embed, spectrum_images, 512)
         with torch.no_grad():
-            embeddings = chunked(lambda f: after(layer(before(f))), features, 512)
+            embeddings = chunked(model.projector, features, 512)
         return spectrum_report(weight=layer.weight, features=features, embeddings=embeddings)
 
     spectrum_s = median([timed(spectrum, device)[1] for _ in range(repeats)])

@@ -36,7 +36,9 @@ def fit_args(method: str, setting: str, seed: int, args: argparse.Namespace) -> 
     """One run: the method's ResNet-12 config, narrowed and shortened, with linear evaluation."""
     return [
         "fit",
-        "--config", str(REPO / "configs" / f"{method}_resnet12_cifar10.yaml"),
+        "--config", str(REPO / "configs" / "base.yaml"),
+        "--config", str(REPO / "configs" / "methods" / f"{method}.yaml"),
+        "--config", str(REPO / "configs" / "backbones" / "resnet12.yaml"),
         "--config", str(REPO / "callbacks" / "linear_eval.yaml"),
         "--seed_everything", str(seed), "--data.seed", str(seed),
         "--model.init_args.backbone_kwargs", "{widths: [16, 32, 64, 128]}",

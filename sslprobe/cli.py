@@ -43,7 +43,7 @@ from sslprobe.callbacks import (
 )
 from sslprobe.data.cifar import load_cifar10
 from sslprobe.data.datamodule import CIFAR10DataModule
-from sslprobe.methods.base import SSLMethod
+from sslprobe.methods import METHODS, SSLMethod
 from sslprobe.runtime import native_bfloat16, resolve_precision, tune_host_allocator
 
 DEFAULT_ROOT = "runs"
@@ -110,9 +110,6 @@ def _as_list(value) -> list:
     return list(value) if isinstance(value, list) else [value]
 
 
-ARCHITECTURE_KEYS = ("backbone", "backbone_kwargs", "projector", "hidden_dim", "output_dim", "projector_batch_norm")
-
-
 # Types beyond torch's weights-only defaults (tensors, dicts, lists, tuples, strings, numbers,
 # OrderedDict) that this project's checkpoints hold. Measured on real checkpoints of every method
 # with all probes (tests/cli/test_untrusted_files.py): none. RNG states, the sampler position,
@@ -156,8 +153,9 @@ def check_checkpoint(path: Path, model_config) -> None:
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise ValueError(f"--ckpt_path {path} is not a Lightning checkpoint (no state_dict)")
     saved = checkpoint.get("hyper_parameters", {})
+    method_class = METHODS.get(str(model_config.class_path).rsplit(".", 1)[-1], SSLMethod)
     wanted = {"_class_path": model_config.class_path,
-              **{key: model_config.init_args.get(key) for key in ARCHITECTURE_KEYS}}
+              **{key: model_config.init_args.get(key) for key in method_class.architecture_keys}}
     differing = [f"{key.lstrip('_')}: checkpoint {saved.get(key)!r} vs config {value!r}"
                  for key, value in wanted.items() if key in saved and saved.get(key) != value]
     if differing:
@@ -232,6 +230,8 @@ class SSLProbeCLI(LightningCLI):
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("save_config_callback", RunConfigCallback)
+        # One way to choose the optimizer: model.init_args.optimizer (see `SSLMethod`), not a top-level key.
+        kwargs.setdefault("auto_configure_optimizers", False)
         kwargs.setdefault("trainer_defaults", {"callbacks": [ExactResume()]})
         # Parse errors raise (and become one line in `main`) instead of printing the whole usage.
         quiet = {"exit_on_error": False, "allow_abbrev": False}
@@ -482,7 +482,7 @@ def probe_checkpoint(argv: list[str]) -> None:
         if saved is not None:
             probe.load_state_dict(saved)
         start = time.perf_counter()
-        results = probe.measure(method, datamodule, run_dir, epoch)
+        results = probe.measure_or_explain(method, datamodule, run_dir, epoch)
         results[f"{probe.name}/seconds"] = time.perf_counter() - start
         summary = ", ".join(f"{k.split('/', 1)[1]}={v:.4g}" for k, v in results.items()
                             if isinstance(v, float) and not k.endswith("/seconds"))
@@ -639,7 +639,6 @@ def main(args: list[str] | None = None) -> None:
         finish_wandb()
 
 
-METHOD_CLASSES = ("SimCLR", "SpectralContrastive", "BarlowTwins", "InfoNCE", "VICReg", "Supervised")
 _STRUCTURE = ("Parser key", "Does not validate", "Subtypes:", "Errors:", "Given value",
               "- Expected a <class 'NoneType'>", "- Problem with given class_path")
 _UNKNOWN_OPTION = re.compile(
@@ -681,7 +680,7 @@ def explain_parse_error(text: str, known_keys: list[str]) -> str:
     if literal:
         detail = f"expected one of {literal.group(1)}, got {literal.group(2)!r}"
     if "has no attribute" in detail and class_path:
-        methods = ", ".join("sslprobe.methods." + m for m in METHOD_CLASSES)
+        methods = ", ".join("sslprobe.methods." + m for m in METHODS)
         detail = f"no class {class_path.group(1)!r}; methods: {methods}"
     return f"{'.'.join(keys)}: {detail}" if keys else detail
 

@@ -17,9 +17,8 @@ from pathlib import Path
 
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
-
-from sslprobe.data.augment import normalize_images
 
 PROBES_DIR = "probes"
 
@@ -45,7 +44,7 @@ def extract_features(method: nn.Module, images: torch.Tensor, batch_size: int, a
     """Backbone features of uint8 images, in eval mode without augmentation.
 
     Args:
-        method: a method with ``features(normalised images) -> (B, feature_dim)``.
+        method: a method with ``embed(uint8 images) -> (B, feature_dim)`` (the method contract).
         images: (N, 3, H, W) uint8 images (on any device).
         batch_size: images per forward pass.
         advance: called with the number of images after each chunk (progress display).
@@ -56,7 +55,7 @@ def extract_features(method: nn.Module, images: torch.Tensor, batch_size: int, a
     chunks = []
     with evaluation_mode(method):
         for chunk in in_chunks(images, batch_size):
-            chunks.append(method.features(normalize_images(chunk.to(method.device))).float().cpu())
+            chunks.append(method.embed(chunk).float().cpu())
             if advance is not None:
                 advance(len(chunk))
     return torch.cat(chunks)
@@ -94,6 +93,24 @@ class ProbeCallback(Callback):
         """
         raise NotImplementedError
 
+    def measure_or_explain(self, method: LightningModule, datamodule, run_dir: Path, epoch: int) -> dict:
+        """`measure`, unless the method declares that this probe does not apply to it.
+
+        Then ``probes/<name>_epoch<E>.json`` records the method's reason, the reason is printed
+        once, and ``<name>/applicable`` = 0 is logged.
+        """
+        reason = method.probe_unavailable(self.name) if hasattr(method, "probe_unavailable") else None
+        if reason is None:
+            return self.measure(method, datamodule, run_dir, epoch)
+        import json
+
+        path = probes_dir(run_dir) / f"{self.name}_epoch{epoch}.json"
+        path.write_text(json.dumps({"epoch": epoch, "applicable": False, "reason": reason}, indent=2))
+        if not getattr(self, "_explained", False):
+            rank_zero_info(f"sslprobe: the {self.name} probe does not apply to {type(method).__name__}: {reason}")
+            self._explained = True
+        return {f"{self.name}/applicable": 0.0}
+
     # ---------------------------------------------------------------- schedule
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if self.every_n_epochs and (trainer.current_epoch + 1) % self.every_n_epochs == 0:
@@ -116,7 +133,8 @@ class ProbeCallback(Callback):
         start = time.perf_counter()
         try:
             with torch.autocast(device_type=pl_module.device.type, enabled=False):  # bf16 training: probes in fp32
-                scalars = self.measure(pl_module, trainer.datamodule, Path(trainer.default_root_dir), epoch + 1)
+                scalars = self.measure_or_explain(pl_module, trainer.datamodule, Path(trainer.default_root_dir),
+                                                  epoch + 1)
         finally:
             self._progress = None
         scalars[f"{self.name}/seconds"] = time.perf_counter() - start

@@ -11,7 +11,6 @@ from lightning.pytorch import LightningModule
 from torch import nn
 
 from sslprobe.callbacks.base import ProbeCallback, evaluation_mode, probes_dir, save_figure
-from sslprobe.data.datamodule import TwoViewDataset
 from sslprobe.nn.heads import last_linear
 from sslprobe.probes.landscape import grid_local_minima, landscape_report, loss_landscape
 
@@ -52,6 +51,19 @@ def resolve_target(method: nn.Module, target: str | None) -> tuple[nn.Linear, nn
             if child is layer:
                 return layer, nn.Sequential(*children[index + 1 :])
     raise ProbeTargetError(f"LandscapeProbe target {target!r} must be the projector or one of its direct layers")
+
+
+def layer_inputs(method: LightningModule, layer: nn.Linear, images: torch.Tensor, batch_size: int = 512
+                 ) -> torch.Tensor:
+    """Inputs of ``layer`` (N, d_in) when the model embeds ``images`` (one forward pass), detached."""
+    captured = []
+    hook = layer.register_forward_hook(lambda module, inputs, output: captured.append(inputs[0].detach()))
+    try:
+        for start in range(0, images.shape[0], batch_size):
+            method(images[start : start + batch_size].to(method.device))
+    finally:
+        hook.remove()
+    return torch.cat(captured)
 
 
 class LandscapeProbe(ProbeCallback):
@@ -108,39 +120,19 @@ class LandscapeProbe(ProbeCallback):
         self.include_weight_decay, self.scale_bias = include_weight_decay, scale_bias
         self.target, self.batch_size, self.seed = target, batch_size, seed
 
-    def probe_views(self, datamodule) -> tuple[torch.Tensor, torch.Tensor]:
-        """Two augmented views (N, 3, 32, 32) of ``num_images`` training-subset images."""
-        indices = datamodule.train_indices
-        generator = torch.Generator().manual_seed(self.seed)
-        chosen = np.sort(indices[torch.randperm(len(indices), generator=generator)[: self.num_images].numpy()])
-        dataset = TwoViewDataset(datamodule.cifar.train, chosen, datamodule.train_transform(), self.seed)
-        views = [dataset[i] for i in range(len(dataset))]
-        return torch.stack([v[0] for v in views]), torch.stack([v[1] for v in views])
-
-    def layer_inputs(self, method: LightningModule, layer: nn.Linear, images: torch.Tensor) -> torch.Tensor:
-        """Inputs of ``layer`` (N, d_in) when the model embeds ``images``: one forward pass."""
-        captured = []
-        hook = layer.register_forward_hook(lambda module, inputs, output: captured.append(inputs[0].detach()))
-        try:
-            for start in range(0, images.shape[0], 512):
-                method(images[start : start + 512].to(method.device))
-        finally:
-            hook.remove()
-        return torch.cat(captured).float()
-
     def measure(self, method: LightningModule, datamodule, run_dir: Path, epoch: int) -> dict:
         from sslprobe.plots import plot_landscape_1d, plot_landscape_2d
 
         layer, head = resolve_target(method, self.target)
-        view1, view2 = self.probe_views(datamodule)
+        view1, view2 = datamodule.probe_views(self.num_images, self.seed, method.device)
         grid = np.linspace(0.0, self.grid_max, self.grid_points)
         with evaluation_mode(method), self.progress("loss grid", len(grid) + len(grid) ** 2) as advance:
-            h1, h2 = self.layer_inputs(method, layer, view1), self.layer_inputs(method, layer, view2)
+            h1, h2 = layer_inputs(method, layer, view1).float(), layer_inputs(method, layer, view2).float()
             result = loss_landscape(
                 h1, h2, layer.weight.detach().float(),
                 layer.bias.detach().float() if layer.bias is not None else None,
                 method.loss_fn, head=head, scales=grid, r1=grid, r2=grid,
-                weight_decay=method.hparams.weight_decay if self.include_weight_decay else 0.0,
+                weight_decay=method.weight_decay_coefficient() if self.include_weight_decay else 0.0,
                 scale_bias=self.scale_bias,
                 batch_size=self.batch_size or datamodule.batch_size, on_points=advance,
             )

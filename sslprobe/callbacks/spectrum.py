@@ -9,7 +9,6 @@ import torch
 from lightning.pytorch import LightningModule
 
 from sslprobe.callbacks.base import ProbeCallback, evaluation_mode, in_chunks, probes_dir, save_figure
-from sslprobe.data.augment import normalize_images
 from sslprobe.nn.heads import last_linear
 from sslprobe.probes.spectrum import spectrum_report
 
@@ -69,7 +68,7 @@ class ProjectorSpectrum(ProbeCallback):
         features, embeddings = [], []
         with evaluation_mode(method), self.progress("features", len(images)) as advance:
             for chunk in in_chunks(images, self.batch_size):
-                feature = method.features(normalize_images(chunk.to(method.device)))
+                feature = method.embed(chunk)
                 features.append(feature.float().cpu())
                 embeddings.append(method.projector(feature).float().cpu())
                 advance(len(chunk))

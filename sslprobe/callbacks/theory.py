@@ -6,20 +6,19 @@ import json
 from pathlib import Path
 
 import numpy as np
-import torch
 from lightning.pytorch import LightningModule
 from torch import nn
 
 from sslprobe.callbacks.base import ProbeCallback, evaluation_mode, probes_dir, save_figure
-from sslprobe.callbacks.landscape import ProbeTargetError, resolve_target
+from sslprobe.callbacks.landscape import ProbeTargetError, layer_inputs, resolve_target
 from sslprobe.losses import BarlowTwinsLoss, InfoNCELoss, NTXentLoss, SpectralContrastiveLoss
 from sslprobe.probes.theory import TheoryLoss, theory_probe
 
 
 def theory_loss(method: LightningModule, batch_size: int) -> TheoryLoss | None:
     """The method's objective as `TheoryLoss`, with its hyper-parameters; None if the theory has none."""
-    loss = getattr(method, "local_loss", None)
-    decay = float(method.hparams.get("weight_decay", 0.0))
+    loss = method.criterion
+    decay = method.weight_decay_coefficient()
     if isinstance(loss, NTXentLoss):
         return TheoryLoss("normalized", batch_size, temperature=loss.temperature, weight_decay=decay)
     if isinstance(loss, InfoNCELoss):
@@ -31,18 +30,6 @@ def theory_loss(method: LightningModule, batch_size: int) -> TheoryLoss | None:
     if isinstance(loss, BarlowTwinsLoss):
         return TheoryLoss("barlow_twins", batch_size, weight_decay=decay)
     return None
-
-
-def layer_inputs(method: LightningModule, layer: nn.Linear, images: torch.Tensor, batch_size: int) -> torch.Tensor:
-    """Inputs of ``layer`` (N, d_in) when the model embeds ``images``: one forward pass."""
-    captured = []
-    hook = layer.register_forward_hook(lambda module, inputs, output: captured.append(inputs[0].detach()))
-    try:
-        for start in range(0, images.shape[0], batch_size):
-            method(images[start : start + batch_size].to(method.device))
-    finally:
-        hook.remove()
-    return torch.cat(captured).double().cpu()
 
 
 class TheoryProbe(ProbeCallback):
@@ -102,14 +89,14 @@ class TheoryProbe(ProbeCallback):
         loss = theory_loss(method, batch)
         if loss is None:
             report = {"epoch": epoch, "applicable": False,
-                      "message": f"{type(method.local_loss).__name__}: the linear theory gives no origin Hessian "
+                      "message": f"{type(method.criterion).__name__}: the linear theory gives no origin Hessian "
                                  "for this loss; nothing is predicted."}
             stem.with_suffix(".json").write_text(json.dumps(report, indent=2))
             return {"theory/applicable": 0.0}
         view1, view2 = datamodule.probe_views(self.num_images, self.seed, method.device)
         with evaluation_mode(method):
-            h1 = layer_inputs(method, layer, view1, self.forward_batch_size)
-            h2 = layer_inputs(method, layer, view2, self.forward_batch_size)
+            h1 = layer_inputs(method, layer, view1, self.forward_batch_size).double().cpu()
+            h2 = layer_inputs(method, layer, view2, self.forward_batch_size).double().cpu()
         bias = layer.bias.detach().double().cpu() if layer.bias is not None else None
         result = theory_probe(h1, h2, layer.weight.detach().double().cpu(), bias, loss,
                               loss_fn=method.loss_fn, collapse_threshold=self.collapse_threshold, seed=self.seed)

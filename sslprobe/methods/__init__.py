@@ -1,11 +1,17 @@
-"""Self-supervised methods (and a supervised baseline) over one small base, `SSLMethod`."""
+"""Self-supervised methods (and a supervised baseline) over one small base, `SSLMethod`.
 
-from sslprobe.methods.barlow_twins import BarlowTwins
-from sslprobe.methods.base import SSLMethod
-from sslprobe.methods.info_nce import InfoNCE
-from sslprobe.methods.simclr import SimCLR
-from sslprobe.methods.spectral import SpectralContrastive
-from sslprobe.methods.supervised import Supervised
-from sslprobe.methods.vicreg import VICReg
+Every module of this package is imported here, and every `SSLMethod` subclass it defines is
+registered in `METHODS` by class name and exported (``sslprobe.methods.SimCLR``): a new method is
+one new file, found by the CLI, its error messages and the tests without being listed anywhere.
+"""
 
-__all__ = ["BarlowTwins", "InfoNCE", "SSLMethod", "SimCLR", "SpectralContrastive", "Supervised", "VICReg"]
+import importlib
+import pkgutil
+
+from sslprobe.methods.base import METHODS, SSLMethod
+
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
+
+globals().update(METHODS)
+__all__ = ["METHODS", "SSLMethod", *sorted(METHODS)]

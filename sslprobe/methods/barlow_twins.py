@@ -13,8 +13,5 @@ class BarlowTwins(SSLMethod):
     """
 
     def __init__(self, lambd: float = 5e-3, **kwargs):
-        self.lambd = lambd
         super().__init__(**kwargs)
-
-    def make_loss(self, gather_distributed: bool) -> BarlowTwinsLoss:
-        return BarlowTwinsLoss(self.lambd, gather_distributed)
+        self.criterion = BarlowTwinsLoss(lambd)

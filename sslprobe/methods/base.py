@@ -1,48 +1,71 @@
-"""The shared base of every method: two views -> backbone -> projector -> loss.
+"""The shared base of every method: two views -> backbone -> projector -> objective.
 
 The method contract that callbacks and probes rely on:
 
 - ``method.backbone`` maps images to features (B, feature_dim);
 - ``method.projector`` maps features to embeddings (``nn.Identity()`` without projector); its
-  last ``nn.Linear`` is the layer the landscape probe rescales;
-- ``method.loss_fn(z1, z2)`` is the training objective on two batches of embeddings, on the
-  local batch (never gathering across ranks);
-- ``method.embed(images)`` gives frozen backbone features in eval mode.
+  last ``nn.Linear`` is the layer the landscape and theory probes study;
+- ``method.objective(z1, z2)`` is the training objective on two batches of projector outputs;
+  ``method.loss_fn(z1, z2)`` is the same objective on the local batch (never gathering across
+  ranks), the form the probes evaluate;
+- ``method.probe_unavailable(probe)`` says why a probe does not apply to the method (None when
+  it does), e.g. BYOL's objective needs its target network's embeddings, not only (z1, z2);
+- ``method.embed(images)`` gives frozen backbone features in eval mode;
+- ``method.weight_decay_coefficient()`` is the L2 penalty γ the optimizer applies.
+
+Writing a method: subclass `SSLMethod`, call ``super().__init__(**kwargs)`` first, then build the
+loss (``self.criterion``) and any extra modules; override `objective` when the loss needs more
+than ``criterion(z1, z2)`` (a predictor), `shared_step` when it needs more than the two
+embeddings (a target network). Every subclass is registered by its class name (`METHODS`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
-from typing import Any, Literal
+import warnings
+from collections.abc import Iterator
+from typing import Any, ClassVar, Literal
 
 import torch
 from lightning.pytorch import LightningModule
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
 
 from sslprobe.data.augment import normalize_images
-from sslprobe.nn.backbones import build_backbone
+from sslprobe.nn.backbones import BACKBONE_CHOICES, build_backbone
 from sslprobe.nn.heads import Projector, build_projector
 
-BackboneName = Literal["resnet12", "resnet18", "vit_tiny"]
+BackboneName = Literal[BACKBONE_CHOICES]  # the backbone registry of `sslprobe.nn.backbones`
+METHODS: dict[str, type[SSLMethod]] = {}  # every method class by name, filled as they are defined
+PROBES = ("spectrum", "landscape", "linear", "theory", "knn")  # the probes' names (`ProbeCallback.name`)
 
 
 class SSLMethod(LightningModule):
     """Base of the self-supervised methods and of the supervised baseline.
 
     Args:
-        backbone: ``resnet12 | resnet18 | vit_tiny``.
-        backbone_kwargs: keyword arguments of the backbone (e.g. ``widths`` for resnet12,
+        backbone: a name of the backbone registry (``resnet12 | resnet18 | vit_tiny``), or a module
+            (in a config: ``class_path`` + ``init_args``) with a ``feature_dim`` attribute that maps
+            images (B, 3, H, W) to features (B, feature_dim).
+        backbone_kwargs: keyword arguments of a named backbone (e.g. ``widths`` for resnet12,
             ``patch_size`` for vit_tiny, ``norm: group`` for a batch-independent resnet12).
         projector: ``mlp`` (Linear-BN-ReLU-Linear), ``linear``, or ``null`` for none.
         hidden_dim, output_dim: projector sizes (paper: 512 hidden, 128 out).
         projector_batch_norm: BatchNorm between the projector's layers.
         lr: peak learning rate of SGD for the *global* batch (``data.batch_size``), reached
             after ``warmup_epochs`` and decayed by a cosine to ``min_lr`` at the last step.
-        min_lr: final learning rate.
+        min_lr: final learning rate (with ``optimizer`` given: the schedule ends at the
+            fraction ``min_lr / lr`` of that optimizer's learning rate).
         momentum: SGD momentum.
         weight_decay: L2 penalty γ on all parameters (γ/2 · |θ|² added to the objective).
         warmup_epochs: linear warm-up length.
+        optimizer: another optimizer, the LightningCLI way (``class_path: torch.optim.AdamW`` +
+            ``init_args``); it is given the trainable parameters and replaces SGD, ``lr``,
+            ``momentum`` and ``weight_decay``. None: SGD as above.
+        lr_scheduler: another schedule (``class_path`` + ``init_args``, stepped every step);
+            None: linear warm-up and cosine as above.
         sync_batchnorm: convert BatchNorm to SyncBatchNorm when training on several GPU processes,
             so batch statistics are those of the global batch. Several CPU processes keep
             per-process BatchNorm (SyncBatchNorm needs GPUs): statistics of the local batch.
@@ -53,9 +76,20 @@ class SSLMethod(LightningModule):
             ``train/skipped_steps``).
     """
 
+    # Hyper-parameters that define the network's modules: a checkpoint and a config must agree on
+    # them (subclasses with their own modules add theirs).
+    architecture_keys: ClassVar[tuple[str, ...]] = (
+        "backbone", "backbone_kwargs", "projector", "hidden_dim", "output_dim", "projector_batch_norm")
+    # Probes (by `ProbeCallback.name`) that do not apply to the method, with the reason shown.
+    unavailable_probes: ClassVar[dict[str, str]] = {}
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        METHODS[cls.__name__] = cls
+
     def __init__(
         self,
-        backbone: BackboneName = "resnet18",
+        backbone: BackboneName | nn.Module = "resnet18",
         backbone_kwargs: dict[str, Any] | None = None,
         projector: Projector | None = "mlp",
         hidden_dim: int = 512,
@@ -66,6 +100,8 @@ class SSLMethod(LightningModule):
         momentum: float = 0.9,
         weight_decay: float = 5e-4,
         warmup_epochs: int = 0,
+        optimizer: OptimizerCallable | None = None,
+        lr_scheduler: LRSchedulerCallable | None = None,
         sync_batchnorm: bool = True,
         channels_last: bool = False,
         compile: bool = False,
@@ -79,24 +115,71 @@ class SSLMethod(LightningModule):
                 f"need weight_decay >= 0, 0 <= momentum < 1, warmup_epochs >= 0; got {weight_decay}, "
                 f"{momentum}, {warmup_epochs}"
             )
-        self.save_hyperparameters()
-        self.backbone = build_backbone(backbone, **(backbone_kwargs or {}))
+        with warnings.catch_warnings():  # Lightning's advice to ignore a module argument: done just below
+            warnings.filterwarnings("ignore", message=".*is an instance of `nn.Module`")
+            self.save_hyperparameters()
+        # Injected objects built in Python (not from a config) are not plain data: a checkpoint
+        # keeps hyper-parameters only as plain types (weights-only loading), so they are left out.
+        objects = [key for key in ("backbone", "optimizer", "lr_scheduler")
+                   if not isinstance(self.hparams.get(key), (str, dict, type(None)))]
+        if objects:
+            self.save_hyperparameters(ignore=objects)
+        if isinstance(backbone, nn.Module):
+            if backbone_kwargs:
+                raise ValueError("model.backbone_kwargs apply to a named backbone; a backbone module takes "
+                                 "its own init_args")
+            if not isinstance(getattr(backbone, "feature_dim", None), int):
+                raise ValueError(f"a backbone module needs an int attribute feature_dim (its output width); "
+                                 f"{type(backbone).__name__} has none")
+            self.backbone = backbone
+        else:
+            self.backbone = build_backbone(backbone, **(backbone_kwargs or {}))
         self.projector = build_projector(
             projector, self.backbone.feature_dim, hidden_dim, output_dim, projector_batch_norm
         )
-        self.local_loss = self.make_loss(gather_distributed=False)  # validates loss hyperparameters
-        self.train_loss = self.local_loss
+        self.optimizer_factory, self.scheduler_factory = optimizer, lr_scheduler
+        self.criterion: nn.Module | None = None  # the method's loss, built by the subclass
         self._compiled_backbone = None
         self.skipped_steps = 0
 
     # ------------------------------------------------------------ the contract
-    def make_loss(self, gather_distributed: bool) -> nn.Module:
-        """The method's loss module; subclasses name their loss here."""
-        raise NotImplementedError
+    def objective(self, z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
+        """The training objective on two (B, D) batches of projector outputs (default: the criterion)."""
+        if self.criterion is None:
+            raise NotImplementedError(f"{type(self).__name__} sets no self.criterion and overrides no objective")
+        return self.criterion(z1, z2)
 
     def loss_fn(self, z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
-        """The training objective on two local (B, D) embedding batches."""
-        return self.local_loss(z1, z2)
+        """`objective` on the local batch, never gathering across ranks: what the probes evaluate."""
+        with self.local_objective():
+            return self.objective(z1, z2)
+
+    @contextlib.contextmanager
+    def local_objective(self) -> Iterator[None]:
+        """Inside, every loss module of the method computes on the local batch only."""
+        gathering = [m for m in self.modules() if getattr(m, "gather_distributed", False)]
+        for module in gathering:
+            module.gather_distributed = False
+        try:
+            yield
+        finally:
+            for module in gathering:
+                module.gather_distributed = True
+
+    def probe_unavailable(self, probe: str) -> str | None:
+        """Why probe ``probe`` (a `PROBES` name) does not apply to this method; None when it does."""
+        return self.unavailable_probes.get(probe)
+
+    def weight_decay_coefficient(self) -> float:
+        """The L2 coefficient γ of the optimizer (γ/2 · |θ|² in the objective the probes evaluate)."""
+        if self.optimizer_factory is None:
+            return float(self.hparams.weight_decay)
+        optimizer = self.optimizer_factory([nn.Parameter(torch.zeros(1))])
+        return float(optimizer.param_groups[0].get("weight_decay", 0.0))
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        """What the optimizer updates (a target network's parameters are not among them)."""
+        return [p for p in self.parameters() if p.requires_grad]
 
     @torch.no_grad()
     def embed(self, images: torch.Tensor) -> torch.Tensor:
@@ -110,13 +193,17 @@ class SSLMethod(LightningModule):
         return features
 
     # ---------------------------------------------------------------- forward
-    def features(self, images: torch.Tensor) -> torch.Tensor:
-        """Backbone features (B, feature_dim) of normalised images, in the parameters' dtype."""
+    def prepare(self, images: torch.Tensor) -> torch.Tensor:
+        """Normalised images in the parameters' dtype and the configured memory format."""
         images = images.to(self.dtype)  # e.g. float64 under precision 64-true; autocast handles bf16/16
         if self.hparams.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
+        return images
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """Backbone features (B, feature_dim) of normalised images, in the parameters' dtype."""
         backbone = self._compiled_backbone if self._compiled_backbone is not None else self.backbone
-        return backbone(images)
+        return backbone(self.prepare(images))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Embeddings (B, D) of a batch of normalised images."""
@@ -124,7 +211,10 @@ class SSLMethod(LightningModule):
 
     def setup(self, stage: str) -> None:
         if self._trainer is not None and self.trainer.world_size > 1:
-            self.train_loss = self.make_loss(gather_distributed=True)
+            # Under DDP the objective is that of the global batch: losses gather across ranks.
+            for module in self.modules():
+                if hasattr(module, "gather_distributed"):
+                    module.gather_distributed = True
         if self.hparams.channels_last:
             self.to(memory_format=torch.channels_last)
         if self.hparams.compile and self._compiled_backbone is None:
@@ -149,9 +239,13 @@ class SSLMethod(LightningModule):
 
     # --------------------------------------------------------------- training
     def shared_step(self, batch) -> torch.Tensor:
+        """The loss of a batch ``(view1, view2, labels)``: gathered in training, local in validation."""
         view1, view2, _ = batch
         z1, z2 = self(view1), self(view2)
-        return self.train_loss(z1, z2) if self.training else self.local_loss(z1, z2)
+        if self.training:
+            return self.objective(z1, z2)
+        with self.local_objective():
+            return self.objective(z1, z2)
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor | None:
         loss = self.shared_step(batch)
@@ -172,7 +266,7 @@ class SSLMethod(LightningModule):
         cause = (f"parameter {bad} is already non-finite" if bad
                  else "all parameters finite (the loss itself overflowed)")
         checkpoint = getattr(self.trainer.checkpoint_callback, "last_model_path", "") or "none written yet"
-        return (f"non-finite loss ({loss.item()}) from {type(self.train_loss).__name__} at step "
+        return (f"non-finite loss ({loss.item()}) from {type(self.criterion).__name__} at step "
                 f"{self.global_step}, epoch {self.current_epoch}; {cause}; weights not updated; last good "
                 f"checkpoint: {checkpoint} (set model.init_args.on_nonfinite: skip_step to skip such steps)")
 
@@ -184,12 +278,18 @@ class SSLMethod(LightningModule):
 
     def configure_optimizers(self):
         hp = self.hparams
-        optimizer = torch.optim.SGD(self.parameters(), lr=hp.lr, momentum=hp.momentum, weight_decay=hp.weight_decay)
-        total = max(1, int(self.trainer.estimated_stepping_batches))
-        per_epoch = max(1, total // max(1, self.trainer.max_epochs or 1))
-        warmup = min(total - 1, hp.warmup_epochs * per_epoch)
-        schedule = WarmupCosine(warmup, total, hp.min_lr / hp.lr)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+        if self.optimizer_factory is None:
+            optimizer = torch.optim.SGD(self.trainable_parameters(), lr=hp.lr, momentum=hp.momentum,
+                                        weight_decay=hp.weight_decay)
+        else:
+            optimizer = self.optimizer_factory(self.trainable_parameters())
+        if self.scheduler_factory is not None:
+            scheduler = self.scheduler_factory(optimizer)
+        else:
+            total = max(1, int(self.trainer.estimated_stepping_batches))
+            per_epoch = max(1, total // max(1, self.trainer.max_epochs or 1))
+            warmup = min(total - 1, hp.warmup_epochs * per_epoch)
+            scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, WarmupCosine(warmup, total, hp.min_lr / hp.lr))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
 

@@ -18,8 +18,5 @@ class InfoNCE(SSLMethod):
     def __init__(
         self, temperature: float = 1.0, alpha: float = 1.0, beta: float = 1.0, normalize: bool = False, **kwargs
     ):
-        self.temperature, self.alpha, self.beta, self.normalize = temperature, alpha, beta, normalize
         super().__init__(**kwargs)
-
-    def make_loss(self, gather_distributed: bool) -> InfoNCELoss:
-        return InfoNCELoss(self.temperature, self.alpha, self.beta, self.normalize, gather_distributed)
+        self.criterion = InfoNCELoss(temperature, alpha, beta, normalize)

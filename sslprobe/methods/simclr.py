@@ -13,8 +13,5 @@ class SimCLR(SSLMethod):
     """
 
     def __init__(self, temperature: float = 0.5, **kwargs):
-        self.temperature = temperature
         super().__init__(**kwargs)
-
-    def make_loss(self, gather_distributed: bool) -> NTXentLoss:
-        return NTXentLoss(self.temperature, gather_distributed)
+        self.criterion = NTXentLoss(temperature)

@@ -13,8 +13,5 @@ class SpectralContrastive(SSLMethod):
     """
 
     def __init__(self, mu: float = 1.0, **kwargs):
-        self.mu = mu
         super().__init__(**kwargs)
-
-    def make_loss(self, gather_distributed: bool) -> SpectralContrastiveLoss:
-        return SpectralContrastiveLoss(self.mu, gather_distributed)
+        self.criterion = SpectralContrastiveLoss(mu)

@@ -9,13 +9,6 @@ from torch import nn
 from sslprobe.methods.base import SSLMethod
 
 
-class SupervisedLoss(nn.Module):
-    """Placeholder objective: a supervised model has no loss on two embedding batches."""
-
-    def forward(self, z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError("the supervised baseline's loss needs labels; it has no loss on (z1, z2)")
-
-
 class Supervised(SSLMethod):
     """Cross-entropy on both augmented views with a linear classifier on the backbone features.
 
@@ -24,12 +17,16 @@ class Supervised(SSLMethod):
         **kwargs: see `SSLMethod` (``projector`` defaults to null here).
     """
 
+    architecture_keys = (*SSLMethod.architecture_keys, "num_classes")
+    unavailable_probes = {
+        probe: "the supervised baseline's objective is cross-entropy on labels, not a loss of two "
+               "views' embeddings (z1, z2) through a projector"
+        for probe in ("landscape", "theory")
+    }
+
     def __init__(self, num_classes: int = 10, projector=None, **kwargs):
         super().__init__(projector=projector, **kwargs)
         self.classifier = nn.Linear(self.backbone.feature_dim, num_classes)
-
-    def make_loss(self, gather_distributed: bool) -> nn.Module:
-        return SupervisedLoss()
 
     def shared_step(self, batch) -> torch.Tensor:
         view1, view2, labels = batch

@@ -13,8 +13,5 @@ class VICReg(SSLMethod):
     """
 
     def __init__(self, sim_coeff: float = 25.0, std_coeff: float = 25.0, cov_coeff: float = 1.0, **kwargs):
-        self.sim_coeff, self.std_coeff, self.cov_coeff = sim_coeff, std_coeff, cov_coeff
         super().__init__(**kwargs)
-
-    def make_loss(self, gather_distributed: bool) -> VICRegLoss:
-        return VICRegLoss(self.sim_coeff, self.std_coeff, self.cov_coeff, gather_distributed=gather_distributed)
+        self.criterion = VICRegLoss(sim_coeff, std_coeff, cov_coeff)

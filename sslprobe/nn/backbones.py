@@ -8,7 +8,6 @@ import timm
 import torch
 from torch import nn
 
-BACKBONE_CHOICES = ("resnet12", "resnet18", "vit_tiny")
 Norm = Literal["batch", "group", "none"]
 
 
@@ -105,12 +104,18 @@ def vit_tiny(
     return TimmBackbone(model)
 
 
+# The backbone registry: a name in a config (``model.init_args.backbone``) -> its factory. A new
+# backbone registered here is known to the CLI, the configs and the tests; any other module with a
+# ``feature_dim`` can be given by ``class_path`` instead.
+BACKBONES = {"resnet12": ResNet12, "resnet18": resnet18, "vit_tiny": vit_tiny}
+BACKBONE_CHOICES = tuple(BACKBONES)
+
+
 def build_backbone(name: str, **kwargs) -> nn.Module:
-    """Backbone ``name`` in ``resnet12 | resnet18 | vit_tiny`` with its keyword arguments."""
-    factories = {"resnet12": ResNet12, "resnet18": resnet18, "vit_tiny": vit_tiny}
-    if name not in factories:
+    """Backbone ``name`` of `BACKBONES` with its keyword arguments."""
+    if name not in BACKBONES:
         raise ValueError(f"unknown backbone {name!r}; valid: {', '.join(BACKBONE_CHOICES)}")
     try:
-        return factories[name](**kwargs)
+        return BACKBONES[name](**kwargs)
     except TypeError as error:
         raise ValueError(f"model.backbone_kwargs do not fit {name}: {error}") from None

@@ -18,10 +18,16 @@ WIDTHS = [8, 16, 32, 64]
 SUBSET_SIZE = 200  # the 'none' preset rescaled: 20 images of each class
 
 
-def tiny_args(config: str, data_root: Path, run_root: Path, *extra: str) -> list[str]:
-    """``fit`` with ``config`` shrunk to a 2-step run of a narrow ResNet-12 (loggers kept)."""
+def method_configs(method: str, backbone: str = "resnet12") -> list[str]:
+    """``--config`` arguments of configs/base.yaml + methods/<method>.yaml + backbones/<backbone>.yaml."""
+    return [arg for name in ("base", f"methods/{method}", f"backbones/{backbone}")
+            for arg in ("--config", str(CONFIGS / f"{name}.yaml"))]
+
+
+def tiny_args(method: str, data_root: Path, run_root: Path, *extra: str) -> list[str]:
+    """``fit`` of ``method``'s configs shrunk to a 2-step run of a narrow ResNet-12 (loggers kept)."""
     return [
-        "fit", "--config", str(CONFIGS / config),
+        "fit", *method_configs(method),
         "--data.root", str(data_root),
         "--model.init_args.backbone", "resnet12",
         "--model.init_args.backbone_kwargs", f"{{widths: {WIDTHS}}}",

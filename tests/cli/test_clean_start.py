@@ -36,7 +36,7 @@ def test_missing_data_fails_before_any_directory_or_wandb_run(tmp_path):
 
 def test_bad_subset_fails_before_the_run_directory(cifar_root, tmp_path, run_cli):
     root = tmp_path / "runs"
-    code, _, err = run_cli(tiny_args("simclr_resnet12_cifar10.yaml", cifar_root, root, "--data.batch_size", "500"))
+    code, _, err = run_cli(tiny_args("simclr", cifar_root, root, "--data.batch_size", "500"))
     assert code == 1 and "data.batch_size=500 is larger than the 200 training images" in err
     assert not root.exists(), list(root.rglob("*"))
 
@@ -44,7 +44,7 @@ def test_bad_subset_fails_before_the_run_directory(cifar_root, tmp_path, run_cli
 @pytest.mark.slow
 def test_clean_run_and_mid_epoch_resume_print_no_noise(cifar_root, tmp_path):
     root = tmp_path / "runs"
-    args = tiny_args("simclr_resnet12_cifar10.yaml", cifar_root, root, "--run.version", "v",
+    args = tiny_args("simclr", cifar_root, root, "--run.version", "v",
                      "--trainer.callbacks", "null", "--trainer.enable_progress_bar", "false",
                      "--trainer.limit_train_batches", "6", "--checkpoint.every_n_train_steps", "2",
                      "--checkpoint.save_top_k", "-1")

@@ -55,8 +55,8 @@ CASES = {
     "reused_run_directory": (["--run.version", "version_0"], "real", ["version_0/config.yaml exists"], 1),
 }
 PLACEHOLDERS = {
-    "VICREG": str(REPO / "configs" / "vicreg_resnet18_cifar10.yaml"),
-    "INFONCE": str(REPO / "configs" / "info_nce_resnet18_cifar10.yaml"),
+    "VICREG": str(REPO / "configs" / "methods" / "vicreg.yaml"),
+    "INFONCE": str(REPO / "configs" / "methods" / "info_nce.yaml"),
     "LANDSCAPE": str(REPO / "callbacks" / "landscape.yaml"),
 }
 
@@ -97,7 +97,7 @@ def prepare(case: str, cifar_root: Path, tmp: Path) -> tuple[Path, list[str]]:
         path.write_bytes(content)
     names = {**PLACEHOLDERS, **special_files(tmp)}
     extra = [names.get(arg, arg) for arg in extra]
-    args = tiny_args("simclr_resnet12_cifar10.yaml", data_root(kind, cifar_root, tmp), root,
+    args = tiny_args("simclr", data_root(kind, cifar_root, tmp), root,
                      "--run.experiment", "exp", *extra)
     return root, args
 

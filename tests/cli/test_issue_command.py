@@ -16,7 +16,8 @@ from conftest import REPO  # tests/cli/conftest.py
 @pytest.mark.slow
 def test_issue_command(cifar, cifar_root, tmp_path):
     command = [
-        sys.executable, "-m", "sslprobe", "fit", "--config", "configs/simclr_resnet18_cifar10.yaml",
+        sys.executable, "-m", "sslprobe", "fit", "--config", "configs/base.yaml",
+        "--config", "configs/methods/simclr.yaml", "--config", "configs/backbones/resnet18.yaml",
         "--data.root", str(cifar_root), "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "5",
         # kept cheap on a CPU:
         "--data.batch_size", "16", "--data.eval_batch_size", "16", "--data.imbalance", "none",

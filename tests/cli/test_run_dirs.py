@@ -15,7 +15,7 @@ def snapshot(run_dir: Path) -> dict[str, bytes]:
 
 
 def test_two_runs_get_two_directories(cifar, cifar_root, tmp_path, run_cli):
-    args = tiny_args("simclr_resnet12_cifar10.yaml", cifar_root, tmp_path)
+    args = tiny_args("simclr", cifar_root, tmp_path)
     code, _, err = run_cli(args)
     assert code == 0, err
     experiment = tmp_path / "simclr_resnet12_none"
@@ -42,7 +42,7 @@ def test_two_runs_get_two_directories(cifar, cifar_root, tmp_path, run_cli):
 
 
 def test_experiment_and_version_are_configurable(cifar, cifar_root, tmp_path, run_cli):
-    args = tiny_args("simclr_resnet12_cifar10.yaml", cifar_root, tmp_path,
+    args = tiny_args("simclr", cifar_root, tmp_path,
                      "--run.experiment", "ablation", "--run.version", "seed0")
     code, _, err = run_cli(args)
     assert code == 0, err

@@ -17,7 +17,7 @@ from conftest import REPO, tiny_args  # tests/cli/conftest.py
 from sslprobe.data.datamodule import CIFAR10DataModule
 from sslprobe.methods import SimCLR
 
-CONFIG = "simclr_resnet12_cifar10.yaml"
+CONFIG = "simclr"
 
 
 def csv_logger(root: Path) -> list[str]:
@@ -38,7 +38,7 @@ def direct_loss(checkpoint: Path, run_dir: Path) -> float:
     datamodule.setup_for_run(run_dir)
     view1, view2, _ = datamodule.on_after_batch_transfer(next(iter(datamodule.val_dataloader())), 0)
     with torch.no_grad():
-        return float(method.local_loss(method(view1), method(view2)))
+        return float(method.loss_fn(method(view1), method(view2)))
 
 
 @pytest.mark.parametrize("subcommand", ["validate", "test"])

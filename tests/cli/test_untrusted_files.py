@@ -48,7 +48,7 @@ def one_error_line(err: str) -> str:
 def test_crafted_checkpoint_is_refused_by_fit(cifar_root, tmp_path, run_cli):
     marker = tmp_path / "created"
     checkpoint = crafted_checkpoint(tmp_path / "shared.ckpt", marker)
-    code, _, err = run_cli(tiny_args("simclr_resnet12_cifar10.yaml", cifar_root, tmp_path / "runs",
+    code, _, err = run_cli(tiny_args("simclr", cifar_root, tmp_path / "runs",
                                      "--ckpt_path", str(checkpoint)))
     line = one_error_line(err)
     assert code == 1 and f"{checkpoint} refused" in line and "open" in line, line
@@ -93,7 +93,7 @@ def test_crafted_batch_file_fails_the_cli_in_one_line(cifar_root, tmp_path, run_
     for file in BATCH_FILES[1:]:
         (folder / file).symlink_to(cifar_root / "cifar-10-batches-py" / file)
     (folder / "data_batch_1").write_bytes(pickle.dumps({"data": Payload(marker), "labels": []}))
-    code, _, err = run_cli(tiny_args("simclr_resnet12_cifar10.yaml", folder.parent, tmp_path / "runs"))
+    code, _, err = run_cli(tiny_args("simclr", folder.parent, tmp_path / "runs"))
     line = one_error_line(err)
     assert code == 1 and "data_batch_1 refused" in line, line
     assert not marker.exists() and not (tmp_path / "runs").exists()

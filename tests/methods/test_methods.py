@@ -11,8 +11,8 @@ from torch import nn
 
 from sslprobe import losses
 from sslprobe.data.augment import normalize_images
-from sslprobe.methods import BarlowTwins, InfoNCE, SimCLR, SpectralContrastive, Supervised, VICReg
-from sslprobe.methods.base import WarmupCosine
+from sslprobe.methods import METHODS, BarlowTwins, InfoNCE, SimCLR, SpectralContrastive, Supervised, VICReg
+from sslprobe.methods.base import PROBES, SSLMethod, WarmupCosine
 from sslprobe.nn import last_linear
 
 TINY = {"backbone": "resnet12", "backbone_kwargs": {"widths": [8, 16, 32, 64]}, "hidden_dim": 32, "output_dim": 16}
@@ -29,7 +29,6 @@ CASES = [
     (VICReg, {"sim_coeff": 10.0, "std_coeff": 20.0, "cov_coeff": 2.0},
      lambda z1, z2: losses.vicreg_loss(z1, z2, sim_coeff=10.0, std_coeff=20.0, cov_coeff=2.0)),
 ]
-METHODS = [SimCLR, SpectralContrastive, BarlowTwins, InfoNCE, VICReg, Supervised]
 
 
 def views(batch: int = 8, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -60,11 +59,12 @@ def test_supervised_is_cross_entropy_on_both_views():
         logits = model.classifier(model.backbone(torch.cat([v1, v2])))
         expected = F.cross_entropy(logits, torch.cat([labels, labels]))
         torch.testing.assert_close(model.shared_step((v1, v2, labels)), expected)
-    with pytest.raises(NotImplementedError, match="needs labels"):
-        model.loss_fn(torch.randn(4, 64), torch.randn(4, 64))
+    # No loss of two embeddings: the probes that evaluate one say why they do not apply.
+    assert {p for p in PROBES if model.probe_unavailable(p)} == {"landscape", "theory"}
+    assert "cross-entropy on labels" in model.probe_unavailable("landscape")
 
 
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method", METHODS.values(), ids=list(METHODS))
 def test_contract(method):
     model = method(**TINY)
     assert isinstance(model.backbone, nn.Module) and model.backbone.feature_dim == 64
@@ -84,6 +84,56 @@ def test_contract(method):
     assert not model.training
     pixels = torch.randint(0, 256, (3, 3, 32, 32), dtype=torch.uint8)
     torch.testing.assert_close(model.embed(pixels), model.embed(normalize_images(pixels)))
+    assert all(p in PROBES for p in method.unavailable_probes)  # reasons name real probes
+    assert set(SSLMethod.architecture_keys) <= set(method.architecture_keys)
+
+
+def test_registry_holds_every_method_class():
+    assert {"SimCLR", "SpectralContrastive", "BarlowTwins", "InfoNCE", "VICReg", "Supervised", "SimSiam",
+            "BYOL"} <= set(METHODS)
+    assert all(issubclass(cls, SSLMethod) and METHODS[name] is cls for name, cls in METHODS.items())
+
+
+def test_loss_is_built_after_the_base_and_gathers_only_in_training():
+    model = SimCLR(**TINY, temperature=0.3)
+    assert model.criterion.temperature == 0.3 and model.criterion.gather_distributed is False
+    model.criterion.gather_distributed = True  # as `setup` does under DDP
+    with model.local_objective():
+        assert model.criterion.gather_distributed is False
+    assert model.criterion.gather_distributed is True
+    z = torch.randn(6, 16)
+    # loss_fn is the local form: it runs without a process group although the criterion gathers.
+    torch.testing.assert_close(model.loss_fn(z, z.flip(0)), losses.nt_xent_loss(z, z.flip(0), temperature=0.3))
+
+
+def test_optimizer_and_schedule_are_injectable():
+    from functools import partial
+
+    model = SimCLR(**TINY, optimizer=partial(torch.optim.AdamW, lr=1e-3, weight_decay=0.05),
+                   lr_scheduler=partial(torch.optim.lr_scheduler.StepLR, step_size=10))
+    assert model.weight_decay_coefficient() == 0.05
+    assert "optimizer" not in model.hparams  # a Python object is no plain hyper-parameter
+    model.backbone.requires_grad_(False)  # frozen parameters are not handed to the optimizer
+    configured = model.configure_optimizers()
+    optimizer, scheduler = configured["optimizer"], configured["lr_scheduler"]["scheduler"]
+    assert isinstance(optimizer, torch.optim.AdamW) and optimizer.defaults["lr"] == 1e-3
+    assert isinstance(scheduler, torch.optim.lr_scheduler.StepLR) and scheduler.optimizer is optimizer
+    handed = {id(p) for group in optimizer.param_groups for p in group["params"]}
+    assert handed == {id(p) for p in model.projector.parameters()}
+    assert SimCLR(**TINY, weight_decay=1e-3).weight_decay_coefficient() == 1e-3
+
+
+def test_backbone_given_as_a_module():
+    from sslprobe.nn import ResNet12
+
+    backbone = ResNet12(widths=[4, 8, 8, 8])
+    model = BarlowTwins(backbone=backbone, hidden_dim=16, output_dim=8)
+    assert model.backbone is backbone and model(views(3)[0]).shape == (3, 8)
+    assert "backbone" not in model.hparams
+    with pytest.raises(ValueError, match="feature_dim"):
+        SimCLR(backbone=nn.Conv2d(3, 4, 3))
+    with pytest.raises(ValueError, match="backbone_kwargs apply to a named backbone"):
+        SimCLR(backbone=backbone, backbone_kwargs={"widths": [4, 8, 8, 8]})
 
 
 @pytest.mark.parametrize("method", [SimCLR, SpectralContrastive, BarlowTwins, InfoNCE, VICReg])

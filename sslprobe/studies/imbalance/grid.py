@@ -79,7 +79,9 @@ def fit_command(cell: Cell, out: Path) -> list[str]:
     """``python -m sslprobe fit`` with the method's config, the probe fragments, the preset and the cell."""
     return [
         sys.executable, "-m", "sslprobe", "fit",
-        "--config", str(REPO / "configs" / f"{cell.method}_resnet12_cifar10.yaml"),
+        "--config", str(REPO / "configs" / "base.yaml"),
+        "--config", str(REPO / "configs" / "methods" / f"{cell.method}.yaml"),
+        "--config", str(REPO / "configs" / "backbones" / "resnet12.yaml"),
         "--config", str(REPO / "callbacks" / "linear_eval.yaml"),
         "--config", str(REPO / "callbacks" / "spectrum.yaml"),
         "--config", str(REPO / "callbacks" / "knn_monitor.yaml"),

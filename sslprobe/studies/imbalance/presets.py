@@ -1,7 +1,7 @@
 """The study's axes and presets: what a cell trains, composed on top of the method's config.
 
-Every cell is ``configs/<method>_resnet12_cifar10.yaml`` plus the linear-evaluation, spectrum
-and kNN-monitor fragments, then the preset's overrides (`preset_config`, written once to
+Every cell is ``configs/base.yaml`` + ``methods/<method>.yaml`` + ``backbones/resnet12.yaml`` plus the
+linear-evaluation, spectrum and kNN-monitor fragments, then the preset's overrides (`preset_config`, written once to
 ``DIR/preset.yaml``), then the cell's own (`sslprobe.studies.imbalance.grid.cell_config`).
 """
 
@@ -40,7 +40,7 @@ CPU_PRESET = {
     "precision": "auto",  # bf16-mixed + channels-last where the CPU runs bfloat16 natively
 }
 
-# Per preset: settings composed on top of configs/<method>_resnet12_cifar10.yaml.
+# Per preset: settings composed on top of configs/base.yaml + methods/<method>.yaml + backbones/resnet12.yaml.
 PRESETS: dict[str, dict] = {
     "paper": {
         "description": "ResNet-12 (64-160-320-640), 20,000 images, 200 epochs, crop scale (0.5, 1), "

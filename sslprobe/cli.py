@@ -32,23 +32,14 @@ from typing import Literal
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 
-from sslprobe.callbacks import (
-    ExactResume,
-    KNNMonitor,
-    LandscapeProbe,
-    LinearEvaluation,
-    Preempted,
-    ProjectorSpectrum,
-    TheoryProbe,
-)
+from sslprobe.callbacks import PROBE_CALLBACKS, ExactResume, Preempted
 from sslprobe.data.cifar import load_cifar10
 from sslprobe.data.datamodule import CIFAR10DataModule
 from sslprobe.methods import METHODS, SSLMethod
 from sslprobe.runtime import native_bfloat16, resolve_precision, tune_host_allocator
 
 DEFAULT_ROOT = "runs"
-PROBES = {"spectrum": ProjectorSpectrum, "landscape": LandscapeProbe, "linear_eval": LinearEvaluation,
-          "theory": TheoryProbe, "knn_monitor": KNNMonitor}
+PROBES = PROBE_CALLBACKS  # config key -> probe callback class, every registered probe
 
 
 def wandb_logged_in() -> bool:
@@ -423,7 +414,9 @@ def choose_precision(config, fitting: bool) -> str | None:
 KNOWN_KEYS: list[str] = []  # option names of the last parser built, for "did you mean" suggestions
 
 
-PROBE_CHOICES = {"spectrum": "spectrum", "landscape": "landscape", "linear": "linear_eval", "theory": "theory"}
+def checkpoint_probes() -> dict[str, str]:
+    """``probe --what`` names (the probes' ``name``) -> config keys, of the probes that run on a checkpoint."""
+    return {probe.name: key for key, probe in PROBES.items() if probe.from_checkpoint}
 
 
 def build_probe(key: str, section: dict | None):
@@ -446,13 +439,14 @@ def probe_checkpoint(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="python -m sslprobe probe", description=probe_checkpoint.__doc__)
     parser.add_argument("--ckpt_path", required=True, help="a checkpoint inside RUN/checkpoints/")
     parser.add_argument("--what", default="spectrum,landscape,linear",
-                        help=f"comma-separated subset of {','.join(PROBE_CHOICES)}")
+                        help=f"comma-separated subset of {','.join(checkpoint_probes())}")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args(argv)
     wanted = [w.strip() for w in args.what.split(",") if w.strip()]
-    unknown = [w for w in wanted if w not in PROBE_CHOICES]
+    choices = checkpoint_probes()
+    unknown = [w for w in wanted if w not in choices]
     if unknown or not wanted:
-        raise ValueError(f"--what {args.what!r}: unknown probe(s) {unknown}; valid: {', '.join(PROBE_CHOICES)}")
+        raise ValueError(f"--what {args.what!r}: unknown probe(s) {unknown}; valid: {', '.join(choices)}")
     checkpoint_path = Path(args.ckpt_path)
     if not checkpoint_path.is_file():
         raise FileNotFoundError(f"--ckpt_path {checkpoint_path} does not exist")
@@ -473,7 +467,7 @@ def probe_checkpoint(argv: list[str]) -> None:
     log = SimpleNamespace(loggers=[AppendedCSV(run_dir / "metrics.csv"), *run_wandb_loggers(config)],
                           global_step=step, datamodule=datamodule, is_global_zero=True)
     for name in wanted:
-        key = PROBE_CHOICES[name]
+        key = choices[name]
         probe = build_probe(key, (config.get("probes") or {}).get(key))
         if getattr(probe, "random_init_seed", 0) is None and isinstance(config.get("seed_everything"), int):
             probe.random_init_seed = config["seed_everything"]  # the run's seed, as during fit

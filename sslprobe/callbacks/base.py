@@ -69,14 +69,28 @@ def save_figure(figure, path: Path) -> Path:
     return path
 
 
+PROBE_CALLBACKS: dict[str, type[ProbeCallback]] = {}  # config key (``probes.<key>``) -> probe class
+
+
 class ProbeCallback(Callback):
     """Base of the probe callbacks.
+
+    A subclass with a ``config_key`` is registered in `PROBE_CALLBACKS` by being defined: the CLI
+    offers it as ``--probes.<config_key>`` (and, with ``from_checkpoint``, as ``probe --what
+    <name>``) without being told. ``name`` prefixes its logged metrics and its files.
 
     Args:
         every_n_epochs: also measure after every n-th training epoch (None: only at the end).
     """
 
     name = "probe"
+    config_key: str | None = None
+    from_checkpoint = True  # `python -m sslprobe probe` can run it on a saved checkpoint
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.config_key:
+            PROBE_CALLBACKS[cls.config_key] = cls
 
     def __init__(self, every_n_epochs: int | None = None):
         if every_n_epochs is not None and every_n_epochs < 1:

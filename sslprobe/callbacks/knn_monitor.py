@@ -38,6 +38,8 @@ class KNNMonitor(ProbeCallback):
     """
 
     name = "knn"
+    config_key = "knn_monitor"
+    from_checkpoint = False  # it follows training; `probe --what linear` gives the kNN of a checkpoint
 
     def __init__(
         self,

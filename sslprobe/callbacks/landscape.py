@@ -96,6 +96,7 @@ class LandscapeProbe(ProbeCallback):
     """
 
     name = "landscape"
+    config_key = "landscape"
 
     def __init__(
         self,

@@ -58,6 +58,7 @@ class LinearEvaluation(ProbeCallback):
     """
 
     name = "linear"
+    config_key = "linear_eval"
 
     def __init__(
         self,

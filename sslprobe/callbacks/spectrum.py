@@ -41,6 +41,7 @@ class ProjectorSpectrum(ProbeCallback):
     """
 
     name = "spectrum"
+    config_key = "spectrum"
 
     def __init__(
         self,

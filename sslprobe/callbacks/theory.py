@@ -59,6 +59,7 @@ class TheoryProbe(ProbeCallback):
     """
 
     name = "theory"
+    config_key = "theory"
 
     def __init__(
         self,

@@ -39,7 +39,6 @@ from sslprobe.nn.heads import Projector, build_projector
 
 BackboneName = Literal[BACKBONE_CHOICES]  # the backbone registry of `sslprobe.nn.backbones`
 METHODS: dict[str, type[SSLMethod]] = {}  # every method class by name, filled as they are defined
-PROBES = ("spectrum", "landscape", "linear", "theory", "knn")  # the probes' names (`ProbeCallback.name`)
 
 
 class SSLMethod(LightningModule):
@@ -167,7 +166,7 @@ class SSLMethod(LightningModule):
                 module.gather_distributed = True
 
     def probe_unavailable(self, probe: str) -> str | None:
-        """Why probe ``probe`` (a `PROBES` name) does not apply to this method; None when it does."""
+        """Why probe ``probe`` (a `ProbeCallback.name`) does not apply to this method; None when it does."""
         return self.unavailable_probes.get(probe)
 
     def weight_decay_coefficient(self) -> float:

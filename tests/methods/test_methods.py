@@ -10,9 +10,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from sslprobe import losses
+from sslprobe.callbacks import PROBE_CALLBACKS
 from sslprobe.data.augment import normalize_images
 from sslprobe.methods import METHODS, BarlowTwins, InfoNCE, SimCLR, SpectralContrastive, Supervised, VICReg
-from sslprobe.methods.base import PROBES, SSLMethod, WarmupCosine
+from sslprobe.methods.base import SSLMethod, WarmupCosine
 from sslprobe.nn import last_linear
 
 TINY = {"backbone": "resnet12", "backbone_kwargs": {"widths": [8, 16, 32, 64]}, "hidden_dim": 32, "output_dim": 16}
@@ -29,6 +30,9 @@ CASES = [
     (VICReg, {"sim_coeff": 10.0, "std_coeff": 20.0, "cov_coeff": 2.0},
      lambda z1, z2: losses.vicreg_loss(z1, z2, sim_coeff=10.0, std_coeff=20.0, cov_coeff=2.0)),
 ]
+
+
+PROBES = {probe.name for probe in PROBE_CALLBACKS.values()}
 
 
 def views(batch: int = 8, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

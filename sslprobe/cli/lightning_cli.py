@@ -1,0 +1,243 @@
+"""`SSLProbeCLI`: LightningCLI with one directory per run, its loggers, checkpoints and probes wired into it."""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Literal
+
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
+
+from sslprobe.callbacks import PROBE_CALLBACKS, ExactResume
+from sslprobe.cli.errors import KNOWN_KEYS
+from sslprobe.cli.runs import (
+    DEFAULT_ROOT,
+    _as_list,
+    check_checkpoint,
+    check_data,
+    check_devices,
+    check_writable,
+    default_experiment,
+    latest_version,
+    main_process,
+    shared_version,
+    wandb_logged_in,
+    wandb_run_id,
+)
+from sslprobe.data.datamodule import CIFAR10DataModule
+from sslprobe.methods import SSLMethod
+from sslprobe.runtime import native_bfloat16, resolve_precision
+
+PROBES = PROBE_CALLBACKS  # config key -> probe callback class, every registered probe
+
+
+class RunConfigCallback(SaveConfigCallback):
+    """Saves the resolved config as ``<run dir>/config.yaml`` (a resumed run keeps its first one).
+
+    A new run never meets an existing config.yaml: `SSLProbeCLI` refuses such a directory earlier.
+    """
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        path = Path(trainer.default_root_dir) / self.config_filename
+        if trainer.is_global_zero and not self.already_saved and not path.is_file():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.parser.save(self.config, str(path), skip_none=False, multifile=False)
+        if trainer.is_global_zero and not self.already_saved:
+            for logger in trainer.loggers:
+                if type(logger).__name__ == "WandbLogger":
+                    record_run_files(logger.experiment, self.config.as_dict(), Path(trainer.default_root_dir))
+        self.already_saved = True
+
+
+def record_run_files(run, config: dict, run_dir: Path) -> None:
+    """Put the whole resolved config into a W&B run's config and config.yaml, subset.json into its files."""
+    run.config.update({key: value for key, value in config.items() if key != "config"}, allow_val_change=True)
+    for name in ("config.yaml", "subset.json"):
+        if (run_dir / name).is_file():
+            run.save(str(run_dir / name), base_path=str(run_dir), policy="now")
+
+
+class SSLProbeCLI(LightningCLI):
+    """LightningCLI that resolves the run directory and wires loggers and checkpoints into it."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("save_config_callback", RunConfigCallback)
+        # One way to choose the optimizer: model.init_args.optimizer (see `SSLMethod`), not a top-level key.
+        kwargs.setdefault("auto_configure_optimizers", False)
+        kwargs.setdefault("trainer_defaults", {"callbacks": [ExactResume()]})
+        # Parse errors raise (and become one line in `main`) instead of printing the whole usage.
+        quiet = {"exit_on_error": False, "allow_abbrev": False}
+        per_subcommand = {name: dict(quiet) for name in self.subcommands()}
+        description = ("Subcommands fit, validate, test, predict (Lightning) and probe (the probes on a saved "
+                       "checkpoint: python -m sslprobe probe --help).")
+        kwargs.setdefault("parser_kwargs", {**quiet, "prog": "python -m sslprobe", "description": description,
+                                            **per_subcommand})
+        super().__init__(SSLMethod, CIFAR10DataModule, *args, subclass_mode_model=True, **kwargs)
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.add_argument("--run.experiment", type=str | None, default=None,
+                            help="experiment name (default: <method>_<backbone>_<imbalance>)")
+        parser.add_argument("--run.version", type=str | None, default=None,
+                            help="run name inside the experiment (default: next version_<n>; "
+                                 "with --ckpt_path last: the latest run)")
+        parser.add_argument("--run.precision", type=Literal["auto"] | None, default=None,
+                            help="auto: bf16-mixed + channels-last where the hardware runs bfloat16 natively "
+                                 "(CPU with AVX512-BF16 or AMX, CUDA compute capability >= 8.0), 32-true "
+                                 "elsewhere; the choice is written to trainer.precision and "
+                                 "model.init_args.channels_last of the run's config.yaml")
+        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        for key, probe in PROBES.items():
+            parser.add_argument(f"--probes.{key}", type=probe | None, default=None,
+                                help=f"{probe.__name__} callback (see callbacks/{key}.yaml)")
+        parser.set_defaults({
+            "checkpoint.save_last": True,
+            "checkpoint.save_top_k": 1,
+            "checkpoint.filename": "epoch{epoch:03d}-step{step:06d}",
+            "checkpoint.auto_insert_metric_name": False,
+            "trainer.default_root_dir": DEFAULT_ROOT,
+        })
+
+    def parse_arguments(self, parser: LightningArgumentParser, args) -> None:
+        KNOWN_KEYS[:] = [key for sub in self._subcommand_parsers.values() for key in sub.get_defaults().keys()]
+        argv = list(sys.argv[1:] if args is None else args) if isinstance(args, (list, tuple, type(None))) else None
+        printing = [a for a in argv or [] if a == "--print_config" or a.startswith("--print_config=")]
+        if not printing:
+            super().parse_arguments(parser, args)
+            return
+        # --print_config shows the config this run will use: run directory, loggers and checkpoint
+        # directory resolved as `before_instantiate_classes` does (nothing is created or checked).
+        kept = [a for a in argv if a not in printing]
+        if args is None:  # LightningCLI reads sys.argv itself (and warns when given both)
+            saved_argv = sys.argv[:]
+            sys.argv[1:] = kept
+            try:
+                super().parse_arguments(parser, None)
+            finally:
+                sys.argv[:] = saved_argv
+        else:
+            super().parse_arguments(parser, kept)
+        subcommand = self.config.get("subcommand")
+        config = self.config[subcommand] if subcommand else self.config
+        self.resolve_run(config)
+        choose_precision(config, fitting=False)
+        target = self._subcommand_parsers[subcommand] if subcommand else parser
+        flags = {flag for a in printing for flag in a.partition("=")[2].split(",") if flag}
+        sys.stdout.write(target.dump(config, skip_none=False, skip_default="skip_default" in flags, skip_check=True))
+        sys.exit(0)
+
+    def _set_seed(self) -> None:
+        """Lightning's seeding without its "Seed set to" line (the seed is in config.yaml and W&B)."""
+        from lightning.fabric.utilities.seed import seed_everything
+
+        key = f"{self.subcommand}.seed_everything" if self.subcommand else "seed_everything"
+        seed = self.config.get(key)
+        if seed is False:
+            return
+        self.config[key] = seed_everything(None if seed is True else seed, workers=True, verbose=False)
+
+    def _parse_ckpt_path(self) -> None:
+        """Checkpoints are validated in `before_instantiate_classes`; the config is never rewritten
+        from a checkpoint's hyperparameters (a mismatch is an error instead)."""
+
+    def resolve_run(self, config) -> Path:
+        """Fill in the run's experiment, version, checkpoint path, checkpoint directory and logger
+        settings in ``config``; returns the run directory. Creates and changes no file."""
+        root = Path(config.trainer.default_root_dir or DEFAULT_ROOT)
+        experiment = config.run.experiment or default_experiment(config)
+        config.run.experiment = experiment
+        ckpt_path = config.get("ckpt_path")
+        version = config.run.version
+        if version is None and ckpt_path == "last":
+            version = latest_version(root / experiment)
+            if version is None:
+                raise FileNotFoundError(
+                    f"--ckpt_path last: no run of experiment {experiment!r} under {root} has checkpoints/last.ckpt"
+                )
+        version = version or shared_version(root / experiment)
+        config.run.version = version
+        self.run_dir = root / experiment / version
+        if ckpt_path == "last":
+            last = self.run_dir / "checkpoints" / "last.ckpt"
+            if not last.is_file():
+                raise FileNotFoundError(f"--ckpt_path last: {last} does not exist")
+            config.ckpt_path = str(last)
+        config.checkpoint.dirpath = str(self.run_dir / "checkpoints")
+        if "weights_only" in config and config.weights_only is None:
+            config.weights_only = True  # Lightning then loads --ckpt_path as `load_checkpoint` does
+        online = wandb_logged_in()
+        for logger in _as_list(config.trainer.logger):
+            kind = str(logger.class_path).rsplit(".", 1)[-1]
+            if kind == "WandbLogger":
+                logger.init_args.save_dir = str(self.run_dir)
+                logger.init_args.name = f"{experiment}/{version}"
+                logger.init_args.id = wandb_run_id(experiment, version)
+                logger.init_args.offline = logger.init_args.get("offline") or not online
+                logger.init_args.resume = logger.init_args.get("resume") or "allow"
+            elif kind in ("CSVLogger", "TensorBoardLogger"):
+                logger.init_args.save_dir = str(root)
+                logger.init_args.name = experiment
+                logger.init_args.version = version
+        return self.run_dir
+
+    def before_instantiate_classes(self) -> None:
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        root = Path(config.trainer.default_root_dir or DEFAULT_ROOT)
+        self.resolve_run(config)
+        config_file = self.run_dir / self.save_config_kwargs.get("config_filename", "config.yaml")
+        if self.save_config_callback and config_file.is_file() and not config.get("ckpt_path"):
+            # Refuse before any logger opens the directory (CSVLogger deletes an existing metrics.csv).
+            raise FileExistsError(
+                f"{config_file} exists: this run directory belongs to another run; choose another "
+                "--run.version or resume it with --ckpt_path last"
+            )
+        if config.get("ckpt_path"):
+            check_checkpoint(Path(config.ckpt_path), config.model)
+        check_writable(root)
+        check_devices(config.trainer)
+        self.precision_notice = choose_precision(config, fitting=self.subcommand == "fit")
+        metrics = self.run_dir / "metrics.csv"
+        if config.get("ckpt_path") and metrics.is_file():
+            # The CSV logger starts a fresh metrics.csv; keep the interrupted run's rows beside it.
+            metrics.rename(self.run_dir / f"metrics.until_{time.strftime('%Y%m%d-%H%M%S')}.csv")
+
+    def instantiate_trainer(self, **kwargs):
+        # Data problems surface here, before the Trainer, its loggers and the run directory exist.
+        if self.subcommand is not None and isinstance(self.datamodule, CIFAR10DataModule):
+            check_data(self.datamodule, self.run_dir)
+        if getattr(self, "precision_notice", None) and main_process():
+            print(self.precision_notice, file=sys.stderr)
+        configured = self._get(self.config_init, "trainer").get("callbacks") or []
+        probes = [p for p in vars(self._get(self.config_init, "probes")).values() if p is not None]
+        trainer = super().instantiate_trainer(
+            default_root_dir=str(self.run_dir), callbacks=[*configured, *probes], **kwargs
+        )
+        for logger in trainer.loggers:
+            # WandbLogger passes anonymous=None, which wandb >= 0.19 warns about on every run.
+            init = getattr(logger, "_wandb_init", None)
+            if isinstance(init, dict) and init.get("anonymous") is None:
+                init.pop("anonymous", None)
+        return trainer
+
+
+def choose_precision(config, fitting: bool) -> str | None:
+    """Resolve ``run.precision: auto`` into the config (so config.yaml records the choice).
+
+    Returns the line to print once the run is known to start (after the data checks): what
+    ``auto`` chose, or, for a float32 ``fit`` on hardware with native bfloat16, what the switch
+    would give (the config itself is never changed then: a config means the same numerics on
+    every machine). None when there is nothing to say.
+    """
+    accelerator = config.trainer.get("accelerator")
+    if config.run.get("precision") == "auto":
+        precision, channels_last, why = resolve_precision(accelerator)
+        config.trainer.precision = precision
+        config.model.init_args.channels_last = channels_last
+        layout = " + channels-last" if channels_last else ""
+        return f"sslprobe: run.precision auto: {precision}{layout} ({why})"
+    precision = str(config.trainer.get("precision") or "32-true")
+    native = native_bfloat16(accelerator)
+    if fitting and native and precision in ("32", "32-true"):
+        return (f"sslprobe: hint: bfloat16 is native here ({native}): --run.precision auto "
+                "(bf16-mixed + channels-last) trains faster (README: Performance, precision)")
+    return None

@@ -53,23 +53,32 @@ from __future__ import annotations
 
 import functools
 import math
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
 
 from sslprobe.losses import info_nce_loss, spectral_contrastive_loss
 from sslprobe.probes.spectrum import collapsed_directions
 from sslprobe.probes.theory import (
-    FeatureCovariances,
     TheoryLoss,
     predict,
     principal_angles,
     quartic_gaussian_ratio,
-    view_covariances,
+)
+from sslprobe.studies.theory_cifar_features import (  # noqa: F401 - re-exported
+    backbone_features,
+    knn_accuracy,
+    pool_covariances,
+    pretrain_backbone,
+    principal_projection,
+    random_backbone,
+    view_pools,
+)
+from sslprobe.studies.theory_cifar_report import (  # noqa: F401 - re-exported
+    plot_study,
+    summarize,
 )
 from sslprobe.theory.closed_forms import landscape
 from sslprobe.theory.simulator import batched_loss, pooled_views, train_linear_models_on_views
@@ -124,155 +133,6 @@ QUICK = StudySettings(strengths=(0.0, 1.0), num_images=48, views=4, feature_dim=
                       steps=150, learning_rate=3e-3, gradient_samples=4, loss_samples=4, scl_mu=1e3,
                       pretrain_images=128, pretrain_epochs=1, pretrain_batch=32, pretrain_max_steps=2,
                       knn_images=100)
-
-
-# --- features -------------------------------------------------------------------------------------
-
-
-def view_pools(root: str | Path, strengths, num_images: int, views: int, seed: int = 0):
-    """K views of the same N training images at each augmentation strength, from the training path.
-
-    For each s a `CIFAR10DataModule` with ``augment_strength = s`` on a balanced subset of exactly
-    ``num_images`` images is asked K/2 times for `probe_views` (seeds ``seed·1000 + j``); as the
-    subset holds exactly ``num_images`` images, every call returns the same images, with new views.
-
-    Returns:
-        ``(clean, pools)``: the (N, 3, 32, 32) normalised clean images and a list with one
-        (N, K, 3, 32, 32) float32 tensor per strength.
-    """
-    from sslprobe.data import load_cifar10
-    from sslprobe.data.augment import normalize_images
-    from sslprobe.data.datamodule import CIFAR10DataModule
-
-    if views < 2 or views % 2:
-        raise ValueError(f"views must be an even number >= 2, got {views}")
-    cifar = load_cifar10(root)
-    pools, clean = [], None
-    for strength in strengths:
-        data = CIFAR10DataModule(root=str(root), imbalance="none", subset_size=num_images, subset_seed=seed,
-                                 augment_strength=float(strength), seed=seed, batch_size=num_images, num_workers=0)
-        data.cifar = cifar  # one copy of the images for the whole sweep
-        data.setup()
-        pairs = [data.probe_views(num_images, seed=seed * 1000 + j) for j in range(views // 2)]
-        pools.append(torch.stack([view for pair in pairs for view in pair], dim=1))  # (N, K, 3, H, W)
-        if clean is None:
-            indices = np.sort(data.train_indices)
-            clean = normalize_images(cifar.train.images[torch.as_tensor(indices)])
-    return clean, pools
-
-
-@torch.no_grad()
-def backbone_features(backbone: nn.Module, images: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
-    """Features of (..., 3, H, W) normalised images in eval mode -> (..., feature_dim) float64."""
-    was_training = backbone.training
-    backbone.eval()
-    try:
-        flat = images.reshape(-1, *images.shape[-3:])
-        chunks = [backbone(flat[start : start + batch_size]).double() for start in range(0, flat.shape[0], batch_size)]
-    finally:
-        backbone.train(was_training)
-    features = torch.cat(chunks)
-    return features.reshape(*images.shape[:-3], features.shape[-1])
-
-
-def principal_projection(clean_features: torch.Tensor, dim: int) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
-    """Mean (F,) and (F, dim) map onto the top ``dim`` principal components of (N, F) features.
-
-    The map is scaled so that the ``dim`` kept variances average 1.
-
-    Returns:
-        ``(mean, projection, explained)`` with ``explained`` the fraction of the clean variance kept.
-    """
-    if not 1 <= dim <= clean_features.shape[1]:
-        raise ValueError(f"feature_dim must be in 1..{clean_features.shape[1]}, got {dim}")
-    mean = clean_features.mean(0)
-    values, vectors = torch.linalg.eigh(torch.cov((clean_features - mean).T))
-    order = torch.argsort(values, descending=True)[:dim]
-    kept = values[order].clamp_min(0)
-    scale = kept.mean().clamp_min(1e-300).rsqrt()
-    explained = float(kept.sum() / values.clamp_min(0).sum().clamp_min(1e-300))
-    return mean, vectors[:, order] * scale, np.asarray(explained)
-
-
-def pool_covariances(pool: torch.Tensor, centred: bool) -> FeatureCovariances:
-    """The probe's `view_covariances` over all K(K − 1) ordered pairs of distinct views of a pool.
-
-    Training with `pooled_views` draws exactly these pairs uniformly, so A0, C and Σ are the
-    second-order statistics that training sees (module docstring).
-
-    Args:
-        pool: (N, K, d) features, view k of image i at ``pool[i, k]``.
-        centred: as in `view_covariances` (InfoNCE family: True; SCL: False).
-    """
-    count, views, _ = pool.shape
-    first, second = zip(*[(k, m) for k in range(views) for m in range(views) if k != m])
-    h1 = pool[:, list(first)].reshape(count * len(first), -1)
-    h2 = pool[:, list(second)].reshape(count * len(first), -1)
-    return view_covariances(h1, h2, centred)
-
-
-# --- the two backbones ----------------------------------------------------------------------------
-
-
-def random_backbone(widths, seed: int) -> nn.Module:
-    """A randomly initialised ResNet-12 (BatchNorm with its initial running statistics), seeded."""
-    from sslprobe.nn.backbones import ResNet12
-
-    torch.manual_seed(seed)
-    return ResNet12(tuple(widths))
-
-
-def pretrain_backbone(root: str | Path, settings: StudySettings) -> tuple[nn.Module, dict]:
-    """Train a ResNet-12 briefly with sslprobe's SimCLR (NT-Xent, T = 0.5) and return its backbone.
-
-    The quickstart's recipe (MLP projector 256 → 64, SGD lr 0.06 → 0.001 cosine, weight decay
-    5e-4, batch ``pretrain_batch``) on a balanced subset of ``pretrain_images`` training images,
-    ``pretrain_epochs`` epochs (or ``pretrain_max_steps`` steps), one CPU process, no logger.
-
-    Returns:
-        The backbone and a record of how it was trained (settings, steps, final loss).
-    """
-    from lightning.pytorch import Trainer, seed_everything
-
-    from sslprobe.data.datamodule import CIFAR10DataModule
-    from sslprobe.methods import SimCLR
-
-    seed_everything(settings.seed, verbose=False)
-    method = SimCLR(temperature=0.5, backbone="resnet12", backbone_kwargs={"widths": list(settings.widths)},
-                    projector="mlp", hidden_dim=256, output_dim=64, lr=0.06, min_lr=0.001, weight_decay=5e-4)
-    data = CIFAR10DataModule(root=str(root), imbalance="none", subset_size=settings.pretrain_images,
-                             subset_seed=settings.seed, seed=settings.seed, batch_size=settings.pretrain_batch,
-                             num_workers=0)
-    with tempfile.TemporaryDirectory() as run_dir:
-        trainer = Trainer(accelerator="cpu", devices=1, max_epochs=settings.pretrain_epochs,
-                          max_steps=settings.pretrain_max_steps or -1, limit_val_batches=0, logger=False,
-                          enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                          default_root_dir=run_dir)
-        trainer.fit(method, datamodule=data)
-    loss = trainer.callback_metrics.get("train/loss")
-    record = {
-        "method": "sslprobe.methods.SimCLR (nt_xent, temperature 0.5), Lightning Trainer, CPU, 1 process",
-        "backbone": f"resnet12 widths {list(settings.widths)}",
-        "projector": "mlp 256 -> 64", "optimizer": "SGD momentum 0.9, lr 0.06 -> 0.001 cosine, weight decay 5e-4",
-        "images": settings.pretrain_images, "batch": settings.pretrain_batch, "epochs": settings.pretrain_epochs,
-        "max_steps": settings.pretrain_max_steps, "steps": int(trainer.global_step), "seed": settings.seed,
-        "augmentation": "SimCLR recipe, augment_strength 1, crop scale (0.2, 1)",
-        "final_train_loss": None if loss is None else float(loss),
-    }
-    return method.backbone, record
-
-
-def knn_accuracy(backbone: nn.Module, root: str | Path, images: int, seed: int) -> float:
-    """Weighted kNN (k = 50, cosine) top-1 on ``images`` balanced test images from as many train images."""
-    from sslprobe.data.augment import normalize_images
-    from sslprobe.data.datamodule import CIFAR10DataModule
-    from sslprobe.probes.linear import knn_predict
-
-    train, test = CIFAR10DataModule(root=str(root)).balanced_evaluation_sets(images, images, seed)
-    train_features = backbone_features(backbone, normalize_images(train.images)).float()
-    test_features = backbone_features(backbone, normalize_images(test.images)).float()
-    predicted = knn_predict(train_features, train.labels, test_features, 10, k=50)
-    return float((predicted == test.labels).double().mean())
 
 
 # --- training, prediction, measurement ------------------------------------------------------------
@@ -543,68 +403,3 @@ def run_study(root: str | Path, settings: StudySettings) -> dict:
             "losses": train_and_compare(pools, settings),
         }
     return out
-
-
-def plot_study(results: dict):
-    """Predicted (open) and measured (filled) eigenvalues of ``WᵀW`` per strength, and the ranks.
-
-    One row per backbone; a column per loss, then a column of ranks (lines predicted, markers
-    measured; filled markers: the convergence checks pass).
-
-    Returns:
-        The matplotlib figure.
-    """
-    import matplotlib.pyplot as plt
-
-    strengths = np.asarray(results["setup"]["strengths"])
-    backbones = results["backbones"]
-    losses = list(next(iter(backbones.values()))["losses"])
-    fig, axes = plt.subplots(len(backbones), len(losses) + 1, figsize=(5 * (len(losses) + 1), 4 * len(backbones)),
-                             squeeze=False)
-    offset = 0.012 if strengths.size < 2 else 0.08 * float(np.diff(strengths).min())
-    for row, (backbone, record) in enumerate(backbones.items()):
-        for column, loss in enumerate(losses):
-            ax = axes[row, column]
-            for s, point in zip(strengths, record["losses"][loss]):
-                predicted = np.maximum(np.asarray(point["predicted_eigenvalues"]), 1e-12)
-                measured = np.maximum(np.asarray(point["measured_eigenvalues"]), 1e-12)
-                ax.plot(np.full(predicted.size, s - offset), predicted, "o", mfc="none", color="C0", ms=5)
-                ax.plot(np.full(measured.size, s + offset), measured, "o", color="C3", ms=4)
-                ax.plot([s - 2 * offset, s + 2 * offset], [COLLAPSE_THRESHOLD * measured.max()] * 2, "k-", lw=0.8)
-            ax.plot([], [], "o", mfc="none", color="C0", label="predicted (Thm. 1, probe's A0, C)")
-            ax.plot([], [], "o", color="C3", label="measured")
-            ax.plot([], [], "k-", lw=0.8, label="rank threshold (1e-4 × largest)")
-            ax.set(yscale="log", xlabel="data.augment_strength", ylabel="eigenvalues of WᵀW",
-                   title=f"{backbone}: {loss}")
-            ax.legend(fontsize=7)
-        ax = axes[row, -1]
-        for column, loss in enumerate(losses):
-            points = record["losses"][loss]
-            ax.plot(strengths, [p["predicted_rank"] for p in points], "-", color=f"C{column}",
-                    label=f"{loss} predicted")
-            for s, p in zip(strengths, points):
-                ax.plot(s, p["measured_rank"], "s", color=f"C{column}", mfc=f"C{column}" if p["converged"] else "none",
-                        ms=6)
-            ax.plot([], [], "s", color=f"C{column}", label=f"{loss} measured (filled: converged)")
-        ax.set(xlabel="data.augment_strength", ylabel="rank of WᵀW",
-               title=f"{backbone} (kNN top-1 {100 * record['knn_accuracy']:.1f}%)")
-        ax.legend(fontsize=7)
-    fig.suptitle("Fig. 5 on CIFAR-10: a linear layer on frozen ResNet-12 features "
-                 f"(top {results['setup']['feature_dim']} principal components)")
-    fig.tight_layout()
-    return fig
-
-
-def summarize(results: dict) -> dict:
-    """Counts per backbone and loss: points, rank agreement, full agreement, convergence."""
-    summary = {}
-    for backbone, record in results["backbones"].items():
-        for loss, points in record["losses"].items():
-            summary[f"{backbone}/{loss}"] = {
-                "points": len(points),
-                "rank_agrees": sum(p["rank_agrees"] for p in points),
-                "agrees": sum(p["agrees"] for p in points),
-                "converged": sum(p["converged"] for p in points),
-                "rank_agrees_among_converged": sum(p["rank_agrees"] for p in points if p["converged"]),
-            }
-    return summary

@@ -1,0 +1,41 @@
+"""A momentum target network: a copy of modules that follows them by an EMA, never the optimizer."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import torch
+from torch import nn
+
+
+def cosine_momentum(step: int, total: int, base: float, final: float = 1.0) -> float:
+    """τ after optimizer step ``step`` of ``total``: ``final − (final − base)(cos(π step/total) + 1)/2``."""
+    progress = min(1.0, step / max(1, total))
+    return final - (final - base) * (math.cos(math.pi * progress) + 1) / 2
+
+
+class MomentumTarget(nn.Module):
+    """Copies of ``modules`` applied in sequence, without gradient; `update` moves them by an EMA.
+
+    The copies' parameters have ``requires_grad=False``, so `SSLMethod.trainable_parameters` leaves
+    them out of the optimizer; they are part of the state dict (exact resume).
+    """
+
+    def __init__(self, *modules: nn.Module):
+        super().__init__()
+        self.copies = nn.ModuleList(copy.deepcopy(module) for module in modules)
+        self.copies.requires_grad_(False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            for module in self.copies:
+                x = module(x)
+        return x
+
+    @torch.no_grad()
+    def update(self, tau: float, *online: nn.Module) -> None:
+        """ξ ← τ ξ + (1 − τ) θ for every parameter θ of ``online`` (the modules copied, same order)."""
+        params = [p for module in online for p in module.parameters()]
+        for target, param in zip(self.parameters(), params, strict=True):
+            target.mul_(tau).add_(param.detach(), alpha=1 - tau)

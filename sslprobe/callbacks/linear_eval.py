@@ -181,7 +181,7 @@ class LinearEvaluation(ProbeCallback):
         (directory / "linear_eval.json").write_text(json.dumps(payload, indent=2))
         figure = plot_per_class_accuracy(
             result["per_class"], rare_classes=result.get("rare_classes", ()), train_counts=datamodule.class_counts,
-            class_names=list(datamodule.cifar.classes),
+            class_names=datamodule.class_names,
             title=f"Linear evaluation after epoch {epoch}: top-1 {100 * result['top1']:.1f}%")
         figures = {"per_class": save_figure(figure, directory / "linear_eval_per_class.png")}
         scalars = {f"linear/{key}": float(result[key]) for key in RESULT_KEYS if result.get(key) is not None}
@@ -190,7 +190,7 @@ class LinearEvaluation(ProbeCallback):
     def log_results(self, trainer, scalars: dict, epoch: int) -> None:
         per_class = scalars.pop("per_class_table")
         super().log_results(trainer, scalars, epoch)
-        names = list(trainer.datamodule.cifar.classes)
+        names = trainer.datamodule.class_names
         for logger in trainer.loggers:
             if hasattr(logger, "log_table"):  # W&B
                 rows = [[names[c], trainer.datamodule.class_counts[c], acc] for c, acc in enumerate(per_class)]

@@ -63,6 +63,8 @@ def default_experiment(config) -> str:
     model = config.model
     method = str(model.class_path).rsplit(".", 1)[-1].lower()
     backbone = model.init_args.get("backbone", "resnet18")
+    if not isinstance(backbone, str):  # a module given by class_path: its class name
+        backbone = str(backbone.get("class_path", "backbone")).rsplit(".", 1)[-1].lower()
     return f"{method}_{backbone}_{config.data.imbalance}"
 
 

@@ -231,6 +231,13 @@ class CIFAR10DataModule(LightningDataModule):
         return list(self.subset["class_counts"])
 
     @property
+    def class_names(self) -> list[str]:
+        """CIFAR-10's class names, in label order."""
+        if self.cifar is None:
+            self.cifar = load_cifar10(self.root, self.download)
+        return list(self.cifar.classes)
+
+    @property
     def train_indices(self) -> np.ndarray:
         return np.asarray(self.subset["indices"], dtype=np.int64)
 

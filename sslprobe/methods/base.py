@@ -22,6 +22,7 @@ embeddings (a target network). Every subclass is registered by its class name (`
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import warnings
 from collections.abc import Iterator
@@ -29,7 +30,7 @@ from typing import Any, ClassVar, Literal
 
 import torch
 from lightning.pytorch import LightningModule
-from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable, instantiate_class
 from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
 
@@ -123,6 +124,12 @@ class SSLMethod(LightningModule):
                    if not isinstance(self.hparams.get(key), (str, dict, type(None)))]
         if objects:
             self.save_hyperparameters(ignore=objects)
+        # The plain form a checkpoint keeps ({class_path, init_args}) builds the same objects again,
+        # so ``type(method)(**method.hparams)`` is the same architecture (the random-init baseline).
+        if isinstance(backbone, dict):
+            backbone = instantiate_class((), backbone)
+        optimizer, lr_scheduler = (functools.partial(instantiate_class, init=value) if isinstance(value, dict)
+                                   else value for value in (optimizer, lr_scheduler))
         if isinstance(backbone, nn.Module):
             if backbone_kwargs:
                 raise ValueError("model.backbone_kwargs apply to a named backbone; a backbone module takes "

@@ -127,6 +127,22 @@ def test_optimizer_and_schedule_are_injectable():
     assert SimCLR(**TINY, weight_decay=1e-3).weight_decay_coefficient() == 1e-3
 
 
+def test_plain_forms_a_checkpoint_keeps_rebuild_the_same_objects():
+    """{class_path, init_args} of a backbone, optimizer or schedule (the CLI's hparams) build them."""
+    hparams = {"backbone": {"class_path": "sslprobe.nn.ResNet12", "init_args": {"widths": [4, 8, 8, 8]}},
+               "optimizer": {"class_path": "torch.optim.AdamW", "init_args": {"lr": 1e-3, "weight_decay": 0.05}},
+               "lr_scheduler": {"class_path": "torch.optim.lr_scheduler.StepLR", "init_args": {"step_size": 3}},
+               "hidden_dim": 16, "output_dim": 8}
+    model = SimCLR(**hparams)
+    assert model.backbone.feature_dim == 8 and model.weight_decay_coefficient() == 0.05
+    assert model.hparams["optimizer"] == hparams["optimizer"]  # plain data, kept for the checkpoint
+    configured = model.configure_optimizers()
+    assert isinstance(configured["optimizer"], torch.optim.AdamW)
+    assert configured["lr_scheduler"]["scheduler"].step_size == 3
+    again = SimCLR(**model.hparams)  # as the random-init baseline and load_from_checkpoint build it
+    assert again.state_dict().keys() == model.state_dict().keys()
+
+
 def test_backbone_given_as_a_module():
     from sslprobe.nn import ResNet12
 

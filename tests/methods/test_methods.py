@@ -33,6 +33,8 @@ CASES = [
 
 
 PROBES = {probe.name for probe in PROBE_CALLBACKS.values()}
+# The package's methods (tests define subclasses of their own, which the registry holds too).
+SHIPPED = {name: cls for name, cls in METHODS.items() if cls.__module__.startswith("sslprobe.methods.")}
 
 
 def views(batch: int = 8, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -68,7 +70,7 @@ def test_supervised_is_cross_entropy_on_both_views():
     assert "cross-entropy on labels" in model.probe_unavailable("landscape")
 
 
-@pytest.mark.parametrize("method", METHODS.values(), ids=list(METHODS))
+@pytest.mark.parametrize("method", SHIPPED.values(), ids=list(SHIPPED))
 def test_contract(method):
     model = method(**TINY)
     assert isinstance(model.backbone, nn.Module) and model.backbone.feature_dim == 64
@@ -93,8 +95,8 @@ def test_contract(method):
 
 
 def test_registry_holds_every_method_class():
-    assert {"SimCLR", "SpectralContrastive", "BarlowTwins", "InfoNCE", "VICReg", "Supervised", "SimSiam",
-            "BYOL"} <= set(METHODS)
+    assert set(SHIPPED) == {"SimCLR", "SpectralContrastive", "BarlowTwins", "InfoNCE", "VICReg", "Supervised",
+                            "SimSiam", "BYOL"}
     assert all(issubclass(cls, SSLMethod) and METHODS[name] is cls for name, cls in METHODS.items())
 
 

@@ -52,8 +52,10 @@ def test_every_preset_composes_existing_config_files(name, tmp_path):
     assert fragment["data"]["subset_size"] == PRESETS[name]["subset_size"]
     for method in METHODS:
         files = [Path(arg) for arg in fit_command(Cell(method, "none", "none", 0), tmp_path)[5::2]]
-        assert all(path.is_file() for path in files[:4]), files
-        assert files[4:] == [tmp_path / "preset.yaml", tmp_path / "cells" / f"{method}_none_none_seed0.yaml"]
+        assert all(path.is_file() for path in files[:6]), files  # base, method, backbone and 3 probe fragments
+        assert files[:3] == [REPO / "configs" / name for name in ("base.yaml", f"methods/{method}.yaml",
+                                                                 "backbones/resnet12.yaml")]
+        assert files[6:] == [tmp_path / "preset.yaml", tmp_path / "cells" / f"{method}_none_none_seed0.yaml"]
 
 
 @pytest.mark.parametrize(

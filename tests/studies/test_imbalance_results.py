@@ -11,6 +11,7 @@ import csv
 import importlib.util
 import json
 import math
+import re
 import shutil
 import subprocess
 import sys
@@ -208,6 +209,13 @@ def test_dry_run_commands_and_cell_configs_are_those_of_the_code_before(tmp_path
         written.append((capsys.readouterr().out, files))
         shutil.rmtree(out)
     (printed_before, files_before), (printed_after, files_after) = written
+    # The code before named one combined config per method; it is now composed from three fragments
+    # (tests/cli/test_configs.py: they resolve to the same config).
+    configs = REPO / "configs"
+    printed_before = re.sub(
+        rf"--config {re.escape(str(configs))}/(\w+)_resnet12_cifar10\.yaml",
+        lambda m: f"--config {configs}/base.yaml --config {configs}/methods/{m.group(1)}.yaml "
+                  f"--config {configs}/backbones/resnet12.yaml", printed_before)
     cells = (2 * 3 * 2 + 3) * 3  # (two methods x imbalances x projectors, and supervised) x the preset's 3 seeds
     assert printed_after == printed_before and printed_after.count("\n") == 1 + cells
     assert files_after == files_before and len(files_after) == 1 + cells  # preset.yaml and one file per cell

@@ -2,7 +2,9 @@
 
 The reference for the outputs is the study's code before its rows were typed (commit 75e4c18,
 ``scripts/reproduce_imbalance.py`` and ``sslprobe/studies/report.py`` read from git): the same
-study directory must give byte-identical ``results.csv``, ``summary.md`` and ``figure4.png``.
+study directory must give byte-identical ``results.csv`` and ``summary.md``. (``figure4.png`` was
+byte-identical too; it has changed since on purpose: one colour per method in both panels, one
+legend of every method drawn.)
 """
 
 from __future__ import annotations
@@ -186,12 +188,11 @@ def test_outputs_are_byte_identical_to_the_code_before_typed_rows(tmp_path, monk
     assert ",nan," in text and ",," in text  # a missing spectrum and empty cells are both exercised
     assert len(cells) == 2 * 3 * 2 * 2 + 3 * 2
     assert len(rows) == len(cells) - 1 + 3 * 2  # every finished cell, plus a random init per (imbalance, seed)
-    for name in ("results.csv", "figure4.png"):
-        assert (after / name).read_bytes() == (before / name).read_bytes(), name
+    assert (after / "results.csv").read_bytes() == (before / "results.csv").read_bytes()
     assert (after / "summary.md").read_bytes() == summary_from_runs
     aggregate(after)
     assert (after / "summary.md").read_bytes() == (before / "summary.md").read_bytes()
-    assert (after / "figure4.png").read_bytes() == (before / "figure4.png").read_bytes()
+    assert (after / "figure4.png").stat().st_size > 10_000
 
 
 def test_dry_run_commands_and_cell_configs_are_those_of_the_code_before(tmp_path, capsys):

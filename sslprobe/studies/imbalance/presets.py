@@ -58,7 +58,7 @@ PRESETS: dict[str, dict] = {
     "cpu": CPU_PRESET,
     "cpu_2k": {
         **CPU_PRESET,
-        "description": "the previous CPU preset (README's 1-seed table): narrow ResNet-12, 2,000 images, "
+        "description": "the previous CPU preset: narrow ResNet-12, 2,000 images, "
         "8 epochs, batch 128, 1 seed, linear eval with the paper's LR 10 -> 0.01 on 5,000 + 2,000 images",
         "linear_protocol": "paper",
         "seeds": 1,

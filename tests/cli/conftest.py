@@ -25,9 +25,11 @@ def method_configs(method: str, backbone: str = "resnet12") -> list[str]:
 
 
 def tiny_args(method: str, data_root: Path, run_root: Path, *extra: str) -> list[str]:
-    """``fit`` of ``method``'s configs shrunk to a 2-step run of a narrow ResNet-12 (loggers kept)."""
+    """``fit`` of ``method``'s configs (or of one complete config, ``<name>.yaml``) shrunk to a
+    2-step run of a narrow ResNet-12 (loggers kept)."""
+    configs = ["--config", str(CONFIGS / method)] if method.endswith(".yaml") else method_configs(method)
     return [
-        "fit", *method_configs(method),
+        "fit", *configs,
         "--data.root", str(data_root),
         "--model.init_args.backbone", "resnet12",
         "--model.init_args.backbone_kwargs", f"{{widths: {WIDTHS}}}",

@@ -4,16 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from sslprobe.studies.theory_cifar_features import (  # noqa: F401 - re-exported
-    backbone_features,
-    knn_accuracy,
-    pool_covariances,
-    pretrain_backbone,
-    principal_projection,
-    random_backbone,
-    view_pools,
-)
-
 
 def plot_study(results: dict):
     """Predicted (open) and measured (filled) eigenvalues of ``WᵀW`` per strength, and the ranks.

@@ -26,35 +26,12 @@ SUBSET_FILE = "subset.json"
 AugmentOn = Literal["auto", "device", "workers"]
 
 
-class TwoViewDataset(Dataset):
-    """Two augmented views and the label of ``images[indices[i]]``.
-
-    Keys are ``(i, seed)`` pairs from `GlobalBatchSampler` (the views are a pure function of
-    the seed, whatever worker draws them) or plain ints (seeded by (seed, -1, i)).
-    """
-
-    def __init__(self, images: ImageSet, indices: np.ndarray | None, transform, seed: int = 0):
-        self.images, self.transform, self.seed = images, transform, seed
-        self.indices = torch.as_tensor(indices) if indices is not None else torch.arange(len(images))
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def __getitem__(self, key):
-        position, seed = key if isinstance(key, tuple) else (key, sample_seed(self.seed, -1, key))
-        item = int(self.indices[position])
-        image = self.images.images[item]
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            view1, view2 = self.transform(image), self.transform(image)
-        return view1, view2, self.images.labels[item]
-
-
 class SeededImageDataset(Dataset):
     """The uint8 image, label and augmentation seed of ``images[indices[i]]``.
 
-    Keys as in `TwoViewDataset`; the views are made later from the whole batch by
-    `SimCLRBatchAugment`, from the same per-sample seeds.
+    Keys are ``(i, seed)`` pairs from `GlobalBatchSampler` (the views are a pure function of
+    the seed, whatever worker draws them) or plain ints (seeded by (seed, -1, i)). The views are
+    made later from the whole batch by `SimCLRBatchAugment`, from the same per-sample seeds.
     """
 
     def __init__(self, images: ImageSet, indices: np.ndarray | None, seed: int = 0):
@@ -68,6 +45,24 @@ class SeededImageDataset(Dataset):
         position, seed = key if isinstance(key, tuple) else (key, sample_seed(self.seed, -1, key))
         item = int(self.indices[position])
         return self.images.images[item], self.images.labels[item], seed
+
+
+class TwoViewDataset(SeededImageDataset):
+    """Two views of ``images[indices[i]]`` made here by the per-sample ``transform``, and the label.
+
+    Same keys and seeds as `SeededImageDataset`: both views are drawn from the item's seed.
+    """
+
+    def __init__(self, images: ImageSet, indices: np.ndarray | None, transform, seed: int = 0):
+        super().__init__(images, indices, seed)
+        self.transform = transform
+
+    def __getitem__(self, key):
+        image, label, seed = super().__getitem__(key)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            view1, view2 = self.transform(image), self.transform(image)
+        return view1, view2, label
 
 
 class CIFAR10DataModule(LightningDataModule):

@@ -297,7 +297,7 @@ def test_datamodule_device_mode_equals_across_ranks_and_workers(images):
     assert module.augments_on_device and CIFAR10DataModule().augments_on_device
     assert not CIFAR10DataModule(augment_on="workers").augments_on_device
     dataset = module.make_dataset(image_set, None)
-    assert isinstance(dataset, SeededImageDataset)
+    assert type(dataset) is SeededImageDataset  # uint8 images out, no per-sample views
 
     def views(rank: int, world: int, num_workers: int) -> list[tuple[torch.Tensor, ...]]:
         sampler = GlobalBatchSampler(len(images), 16, seed=5, rank=rank, world_size=world)

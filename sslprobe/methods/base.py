@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import math
 import warnings
 from collections.abc import Iterator
 from typing import Any, ClassVar, Literal
@@ -37,6 +36,7 @@ from torch import nn
 from sslprobe.data.augment import normalize_images
 from sslprobe.nn.backbones import BACKBONE_CHOICES, build_backbone
 from sslprobe.nn.heads import Projector, build_projector
+from sslprobe.schedules import WarmupCosine
 
 BackboneName = Literal[BACKBONE_CHOICES]  # the backbone registry of `sslprobe.nn.backbones`
 METHODS: dict[str, type[SSLMethod]] = {}  # every method class by name, filled as they are defined
@@ -301,18 +301,3 @@ class SSLMethod(LightningModule):
 
 class NonFiniteLossError(FloatingPointError):
     """The training loss became NaN or infinite."""
-
-
-class WarmupCosine:
-    """Learning-rate factor: linear warm-up over ``warmup`` steps, cosine to ``final`` at ``total``."""
-
-    def __init__(self, warmup: int, total: int, final: float):
-        self.warmup, self.total, self.final = warmup, total, final
-
-    def __call__(self, step: int) -> float:
-        if step < self.warmup:
-            return (step + 1) / self.warmup
-        span = self.total - 1 - self.warmup
-        # With no step between warm-up and the last one, the last step is already at ``final``.
-        progress = min(1.0, (step - self.warmup) / span) if span > 0 else float(self.warmup > 0)
-        return self.final + (1 - self.final) * 0.5 * (1 + math.cos(math.pi * progress))

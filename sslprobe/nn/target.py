@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import copy
-import math
 
 import torch
 from torch import nn
+
+from sslprobe.schedules import cosine_between
 
 
 def cosine_momentum(step: int, total: int, base: float, final: float = 1.0) -> float:
     """τ after optimizer step ``step`` of ``total``: ``final − (final − base)(cos(π step/total) + 1)/2``."""
     progress = min(1.0, step / max(1, total))
-    return final - (final - base) * (math.cos(math.pi * progress) + 1) / 2
+    return cosine_between(base, final, progress)
 
 
 class MomentumTarget(nn.Module):

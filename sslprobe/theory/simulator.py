@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import torch
 from torch.func import vmap
 
+from sslprobe.schedules import cosine_between
+
 LossFunction = Callable[..., torch.Tensor]
 
 
@@ -208,7 +210,7 @@ class LinearTrainingResult:
 def cosine_learning_rate(step: int, steps: int, peak: float, final_fraction: float) -> float:
     """Cosine decay from ``peak`` to ``final_fraction · peak`` over ``steps``."""
     progress = step / max(steps - 1, 1)
-    return peak * (final_fraction + (1.0 - final_fraction) * 0.5 * (1.0 + math.cos(math.pi * progress)))
+    return peak * cosine_between(1.0, final_fraction, progress)
 
 
 ViewSampler = Callable[[torch.Generator], tuple[torch.Tensor, torch.Tensor]]

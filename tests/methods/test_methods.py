@@ -13,8 +13,9 @@ from sslprobe import losses
 from sslprobe.callbacks import PROBE_CALLBACKS
 from sslprobe.data.augment import normalize_images
 from sslprobe.methods import METHODS, BarlowTwins, InfoNCE, SimCLR, SpectralContrastive, Supervised, VICReg
-from sslprobe.methods.base import SSLMethod, WarmupCosine
+from sslprobe.methods.base import SSLMethod
 from sslprobe.nn import last_linear
+from sslprobe.schedules import WarmupCosine
 
 TINY = {"backbone": "resnet12", "backbone_kwargs": {"widths": [8, 16, 32, 64]}, "hidden_dim": 32, "output_dim": 16}
 

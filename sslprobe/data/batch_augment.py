@@ -27,7 +27,8 @@ that always holds here because views keep the image size, and antialiasing only 
 downscaling. (A grid from an affine map with border padding would clamp to the image instead
 of the crop and differ from torchvision at crop edges.) The colour operations follow
 torchvision's functional kernels on float images, vectorised with per-sample factors; the hue
-rotation is the HSV round trip in a branch-free form. Both views go through as one batch.
+rotation is the HSV round trip in a branch-free form (`sslprobe.data.color_jitter`). Both views
+go through as one batch.
 
 Differences from the per-sample path, all of them below the uint8 resolution: the per-sample
 path rounds to uint8 after the resize and after each jitter operation, this one stays in
@@ -42,12 +43,19 @@ import torch
 import torch.nn.functional as F
 
 from sslprobe.data.augment import CIFAR10_MEAN, CIFAR10_STD, check_augmentation
+from sslprobe.data.color_jitter import (  # noqa: F401 - the ids re-exported: the values of ViewParameters.order
+    BRIGHTNESS,
+    CONTRAST,
+    HUE,
+    SATURATION,
+    color_jitter,
+    rgb_to_luma,
+)
 
 GOLDEN_GAMMA = 0x9E3779B97F4A7C15
 MIX_MULTIPLIERS = (0xBF58476D1CE4E5B9, 0x94D049BB133111EB)
 STREAM_WIDTH = 64  # uniforms reserved per view; the recipe uses 30 of them
 CROP_ATTEMPTS = 10
-GRAY_WEIGHTS = (0.2989, 0.587, 0.114)
 
 # Offsets of the uniforms of one view inside its stream.
 _AREA, _LOG_RATIO = 0, CROP_ATTEMPTS
@@ -55,8 +63,6 @@ _TOP, _LEFT = 2 * CROP_ATTEMPTS, 2 * CROP_ATTEMPTS + 1
 _FLIP, _JITTER, _GRAY = 2 * CROP_ATTEMPTS + 2, 2 * CROP_ATTEMPTS + 3, 2 * CROP_ATTEMPTS + 4
 _FACTORS, _ORDER_KEYS = 2 * CROP_ATTEMPTS + 5, 2 * CROP_ATTEMPTS + 9
 _DRAWS = 2 * CROP_ATTEMPTS + 13
-
-BRIGHTNESS, CONTRAST, SATURATION, HUE = 0, 1, 2, 3  # ColorJitter's operation ids
 
 
 def _signed(value: int) -> int:
@@ -263,97 +269,6 @@ def resized_crop_flip(images: torch.Tensor, params: ViewParameters) -> torch.Ten
     return out
 
 
-def _grayscale(images: torch.Tensor) -> torch.Tensor:
-    """(N, 3, H, W) -> (N, 1, H, W) luma, ``rgb_to_grayscale``'s weights."""
-    r, g, b = images.unbind(dim=1)
-    return (r * GRAY_WEIGHTS[0] + g * GRAY_WEIGHTS[1] + b * GRAY_WEIGHTS[2]).unsqueeze(1)
-
-
-def _blend(images: torch.Tensor, other: torch.Tensor, ratio: torch.Tensor) -> torch.Tensor:
-    """``ratio · images + (1 - ratio) · other`` clamped to [0, 1]; ratio (N,)."""
-    ratio = ratio.view(-1, 1, 1, 1)
-    return (images * ratio + other * (1 - ratio)).clamp_(0, 1)
-
-
-def adjust_brightness(images: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
-    """Per-sample ``adjust_brightness`` on (N, 3, H, W) floats in [0, 1]; factor (N,)."""
-    return (images * factor.view(-1, 1, 1, 1)).clamp_(0, 1)
-
-
-def adjust_contrast(images: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
-    """Per-sample ``adjust_contrast``: blend with the mean luma of each image."""
-    channel_means = images.mean(dim=(2, 3))  # (N, 3): the mean luma is the luma of the channel means
-    weights = torch.tensor(GRAY_WEIGHTS, dtype=images.dtype, device=images.device)
-    mean = (channel_means * weights).sum(dim=1).view(-1, 1, 1, 1)
-    return _blend(images, mean, factor)
-
-
-def adjust_saturation(images: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
-    """Per-sample ``adjust_saturation``: blend with the luma image."""
-    return _blend(images, _grayscale(images), factor)
-
-
-def adjust_hue(images: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
-    """Per-sample ``adjust_hue``: rotate the HSV hue by ``shift`` (N,) in [-0.5, 0.5].
-
-    torchvision's RGB -> HSV -> RGB round trip (after Pillow), written without branches:
-    the hue in sixths of a turn is ``(g - b) / span`` where red is the largest channel,
-    ``2 + (b - r) / span`` where green is, ``4 + (r - g) / span`` where blue is (ties go to
-    red, then green, as there); value and ``span = max - min`` do not change under a hue
-    rotation, and channel ``c`` of the rotated pixel is
-    ``max - span · clamp(2 - d_c, 0, 1)`` with ``d_c`` the circular distance of the new hue
-    to 3 (red), 5 (green) or 1 (blue), which is torchvision's six-sector table in one formula.
-    Grey pixels (span 0) stay unchanged.
-    """
-    r, g, b = images.unbind(dim=1)
-    maxc = torch.maximum(torch.maximum(r, g), b)
-    span = maxc - torch.minimum(torch.minimum(r, g), b)
-    is_r = (r == maxc).to(images.dtype)
-    is_g = (g == maxc).to(images.dtype) * (1 - is_r)
-    is_b = 1 - is_r - is_g
-    sixths = is_r * (g - b) + is_g * (b - r + 2 * span) + is_b * (r - g + 4 * span)
-    sixths = sixths / span.clamp_min(torch.finfo(images.dtype).tiny)  # grey: 0 / tiny = 0
-    sixths += 6 * shift.view(-1, 1, 1)
-    sixths -= 6 * torch.floor(sixths * (1 / 6))  # into [0, 6)
-    out = torch.empty_like(images)
-    for channel, centre in ((0, 3.0), (1, 5.0), (2, 1.0)):
-        distance = (sixths - centre).abs_()
-        if centre != 3.0:  # from 3 no point of [0, 6) is more than half a turn away
-            distance = torch.minimum(distance, 6 - distance)
-        torch.sub(maxc, span * (2 - distance).clamp_(0, 1), out=out[:, channel])
-    return out
-
-
-_JITTER_OPERATIONS = {
-    BRIGHTNESS: adjust_brightness,
-    CONTRAST: adjust_contrast,
-    SATURATION: adjust_saturation,
-    HUE: adjust_hue,
-}
-
-
-def color_jitter(images: torch.Tensor, params: ViewParameters) -> torch.Tensor:
-    """Colour jitter with per-sample factors and per-sample operation order.
-
-    At each of the 4 positions every operation is applied to the rows that have it at that
-    position (and jitter switched on), so each row gets each operation exactly once.
-
-    Args:
-        images: (B, 3, H, W) floats in [0, 1].
-        params: factors, order and the jitter switch.
-
-    Returns:
-        (B, 3, H, W) floats in [0, 1].
-    """
-    images = images.clone()
-    for position in range(4):
-        for operation, function in _JITTER_OPERATIONS.items():
-            rows = torch.nonzero(params.jitter & (params.order[:, position] == operation)).squeeze(1)
-            if rows.numel():
-                selected = function(images.index_select(0, rows), params.factors[rows, operation])
-                images.index_copy_(0, rows, selected)
-    return images
-
 
 def render_view(images: torch.Tensor, params: ViewParameters) -> torch.Tensor:
     """One view of float images in [0, 1], before normalisation: crop-resize-flip, jitter, gray.
@@ -368,10 +283,10 @@ def render_view(images: torch.Tensor, params: ViewParameters) -> torch.Tensor:
     Returns:
         (B, 3, H, W) floats in [0, 1].
     """
-    views = color_jitter(resized_crop_flip(images, params), params)
+    views = color_jitter(resized_crop_flip(images, params), params.factors, params.order, params.jitter)
     rows = torch.nonzero(params.grayscale).squeeze(1)
     if rows.numel():
-        views.index_copy_(0, rows, _grayscale(views.index_select(0, rows)).expand(-1, views.shape[1], -1, -1))
+        views.index_copy_(0, rows, rgb_to_luma(views.index_select(0, rows)).expand(-1, views.shape[1], -1, -1))
     return views
 
 

@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from sslprobe.losses.precision import full_precision
-from sslprobe.losses.validation import check_same_shape
+from sslprobe.losses.stop_gradient import cosine_to_target
 
 
-@full_precision
 def negative_cosine(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     """The paper's D(p, z) = −mean_i cos(p_i, stopgrad(z_i)) on (B, D) batches; no gradient reaches z."""
-    check_same_shape(p, z)
-    return -(F.normalize(p, dim=1) * F.normalize(z.detach(), dim=1)).sum(dim=1).mean()
+    return -cosine_to_target(p, z).mean()
 
 
 def simsiam_loss(p1: torch.Tensor, p2: torch.Tensor, z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:

@@ -15,8 +15,9 @@ The method contract that callbacks and probes rely on:
 
 Writing a method: subclass `SSLMethod`, call ``super().__init__(**kwargs)`` first, then build the
 loss (``self.criterion``) and any extra modules; override `objective` when the loss needs more
-than ``criterion(z1, z2)`` (a predictor), `shared_step` when it needs more than the two
-embeddings (a target network). Every subclass is registered by its class name (`METHODS`).
+than ``criterion(z1, z2)`` (a predictor on ``embedding_dim``), `shared_step` when it needs more
+than the two embeddings (a target network: `sslprobe.nn.target.MomentumTarget`, moved by its
+``follow`` after each optimizer step). Every subclass is registered by its class name (`METHODS`).
 """
 
 from __future__ import annotations
@@ -171,6 +172,11 @@ class SSLMethod(LightningModule):
         finally:
             for module in gathering:
                 module.gather_distributed = True
+
+    @property
+    def embedding_dim(self) -> int:
+        """Width D of the embeddings: the projector's output, or the features without projector."""
+        return self.hparams.output_dim if self.hparams.projector else self.backbone.feature_dim
 
     def probe_unavailable(self, probe: str) -> str | None:
         """Why probe ``probe`` (a `ProbeCallback.name`) does not apply to this method; None when it does."""

@@ -7,7 +7,7 @@ import torch
 from sslprobe.losses.byol import BYOLLoss
 from sslprobe.methods.base import SSLMethod
 from sslprobe.nn.heads import mlp_projector
-from sslprobe.nn.target import MomentumTarget, cosine_momentum
+from sslprobe.nn.target import MomentumTarget
 
 
 class BYOL(SSLMethod):
@@ -31,11 +31,9 @@ class BYOL(SSLMethod):
     def __init__(self, predictor_hidden_dim: int = 512, base_momentum: float = 0.99, final_momentum: float = 1.0,
                  **kwargs):
         super().__init__(**kwargs)
-        if not 0 <= base_momentum <= final_momentum <= 1:
-            raise ValueError(f"need 0 <= base_momentum <= final_momentum <= 1, got {base_momentum}, {final_momentum}")
-        width = self.hparams.output_dim if self.hparams.projector else self.backbone.feature_dim
-        self.predictor = mlp_projector(width, predictor_hidden_dim, width)
-        self.target = MomentumTarget(self.backbone, self.projector)
+        self.predictor = mlp_projector(self.embedding_dim, predictor_hidden_dim, self.embedding_dim)
+        self.target = MomentumTarget(self.backbone, self.projector, base_momentum=base_momentum,
+                                     final_momentum=final_momentum)
         self.criterion = BYOLLoss()
 
     def objective(self, z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
@@ -49,6 +47,5 @@ class BYOL(SSLMethod):
 
     def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
         if outputs is not None:  # None: a skipped step (on_nonfinite: skip_step) moved nothing
-            tau = cosine_momentum(self.global_step, int(self.trainer.estimated_stepping_batches),
-                                  self.hparams.base_momentum, self.hparams.final_momentum)
-            self.target.update(tau, self.backbone, self.projector)
+            total = int(self.trainer.estimated_stepping_batches)
+            self.target.follow(self.global_step, total, self.backbone, self.projector)

@@ -30,8 +30,7 @@ class SimSiam(SSLMethod):
 
     def __init__(self, predictor_hidden_dim: int = 512, **kwargs):
         super().__init__(**kwargs)
-        width = self.hparams.output_dim if self.hparams.projector else self.backbone.feature_dim
-        self.predictor = mlp_projector(width, predictor_hidden_dim, width)
+        self.predictor = mlp_projector(self.embedding_dim, predictor_hidden_dim, self.embedding_dim)
         self.criterion = SimSiamLoss()
 
     def objective(self, z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:

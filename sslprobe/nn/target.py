@@ -21,10 +21,17 @@ class MomentumTarget(nn.Module):
 
     The copies' parameters have ``requires_grad=False``, so `SSLMethod.trainable_parameters` leaves
     them out of the optimizer; they are part of the state dict (exact resume).
+
+    Args:
+        *modules: the online modules to copy, in the order they are applied.
+        base_momentum, final_momentum: τ of `follow` at the first and at the last step.
     """
 
-    def __init__(self, *modules: nn.Module):
+    def __init__(self, *modules: nn.Module, base_momentum: float = 0.99, final_momentum: float = 1.0):
         super().__init__()
+        if not 0 <= base_momentum <= final_momentum <= 1:
+            raise ValueError(f"need 0 <= base_momentum <= final_momentum <= 1, got {base_momentum}, {final_momentum}")
+        self.base_momentum, self.final_momentum = base_momentum, final_momentum
         self.copies = nn.ModuleList(copy.deepcopy(module) for module in modules)
         self.copies.requires_grad_(False)
 
@@ -40,3 +47,7 @@ class MomentumTarget(nn.Module):
         params = [p for module in online for p in module.parameters()]
         for target, param in zip(self.parameters(), params, strict=True):
             target.mul_(tau).add_(param.detach(), alpha=1 - tau)
+
+    def follow(self, step: int, total: int, *online: nn.Module) -> None:
+        """`update` after optimizer step ``step`` of ``total``, τ rising by `cosine_momentum` from base to final."""
+        self.update(cosine_momentum(step, total, self.base_momentum, self.final_momentum), *online)

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from sslprobe.probes.theory import (
+from sslprobe.probes.theory_estimates import (
     FeatureCovariances,
     view_covariances,
 )

@@ -221,7 +221,7 @@ def test_fixed_parameters_equal_torchvision_functional_ops(images):
 def test_hue_rotation_equals_torchvision_on_grey_ties_and_half_turns():
     """The branch-free hue formula against ``TF.adjust_hue`` where the HSV branches are decided:
     grey pixels, ties between the largest channels, pure primaries, and shifts of ±half a turn."""
-    from sslprobe.data.batch_augment import adjust_hue
+    from sslprobe.data.color_jitter import adjust_hue
 
     generator = torch.Generator().manual_seed(2)
     images = torch.rand(12, 3, 8, 8, generator=generator)

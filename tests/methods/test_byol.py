@@ -6,13 +6,10 @@ import math
 
 import pytest
 import torch
-from lightning.pytorch import Callback, Trainer
+from helpers import TINY_MODEL, ParameterRecorder, fit_on_cifar  # tests/helpers.py
 
-from sslprobe.data import CIFAR10DataModule
 from sslprobe.losses.byol import byol_loss
 from sslprobe.methods import BYOL
-
-TINY = {"backbone": "resnet12", "backbone_kwargs": {"widths": [4, 8, 8, 8]}, "hidden_dim": 16, "output_dim": 8}
 
 
 def test_loss_is_the_papers():
@@ -30,51 +27,33 @@ def test_loss_is_the_papers():
 
 
 def test_probes_that_need_a_loss_of_z1_z2_say_why_not():
-    model = BYOL(**TINY)
-    for probe in ("landscape", "theory"):
-        assert "target network" in model.probe_unavailable(probe)
+    model = BYOL(**TINY_MODEL)
+    assert all("target network" in model.probe_unavailable(probe) for probe in ("landscape", "theory"))
     assert model.probe_unavailable("spectrum") is None and model.probe_unavailable("linear") is None
     with pytest.raises(NotImplementedError, match="target network"):
         model.loss_fn(torch.randn(4, 8), torch.randn(4, 8))
 
 
-class Recorder(Callback):
-    """Online and target parameters after each optimizer step, before the target's update."""
-
-    def __init__(self):
-        self.online, self.target = [], []
-
-    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
-        self.online.append([p.detach().clone() for m in (module.backbone, module.projector) for p in m.parameters()])
-        self.target.append([p.detach().clone() for p in module.target.parameters()])
+def online_and_target(parameters: dict) -> tuple[list, list]:
+    """θ (backbone, projector) and ξ (their copies in the target), in the same order."""
+    return ([p for name, p in parameters.items() if name.startswith(("backbone.", "projector."))],
+            [p for name, p in parameters.items() if name.startswith("target.")])
 
 
 @pytest.mark.slow
 def test_target_follows_the_ema_on_cifar10(cifar_root, tmp_path):
     torch.manual_seed(0)
-    model = BYOL(**TINY, base_momentum=0.9, lr=0.05)
-    start = [p.detach().clone() for p in model.target.parameters()]
-    online0 = [p.detach().clone() for m in (model.backbone, model.projector) for p in m.parameters()]
-    assert all(torch.equal(a, b) for a, b in zip(start, online0))  # the target starts as a copy
-    datamodule = CIFAR10DataModule(root=str(cifar_root), batch_size=16, num_workers=0, imbalance="none",
-                                   subset_size=100)
-    recorder = Recorder()
-    trainer = Trainer(accelerator="cpu", max_epochs=1, limit_train_batches=4, limit_val_batches=0, logger=False,
-                      enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                      callbacks=[recorder], default_root_dir=tmp_path)
-    trainer.fit(model, datamodule)
-    optimizer = trainer.optimizers[0]
-    handed = {id(p) for group in optimizer.param_groups for p in group["params"]}
+    model, recorder = BYOL(**TINY_MODEL, base_momentum=0.9, lr=0.05), ParameterRecorder()
+    trainer = fit_on_cifar(model, cifar_root, tmp_path, steps=4, batch_size=16, callbacks=[recorder])
+    handed = {id(p) for group in trainer.optimizers[0].param_groups for p in group["params"]}
     assert not handed & {id(p) for p in model.target.parameters()}  # the optimizer never sees the target
     assert all(not p.requires_grad for p in model.target.parameters())
-    # ξ_k = τ_k ξ_{k-1} + (1 − τ_k) θ_k, τ_k = 1 − (1 − τ_base)(cos(πk/K) + 1)/2 (the paper's schedule).
-    total = 4
-    target = start
-    for k in range(1, total + 1):
-        for recorded, expected in zip(recorder.target[k - 1], target):  # before the k-th update
-            torch.testing.assert_close(recorded, expected, rtol=1e-6, atol=1e-7, msg=f"step {k}")
-        tau = 1 - (1 - 0.9) * (math.cos(math.pi * k / total) + 1) / 2
-        target = [tau * xi + (1 - tau) * theta for xi, theta in zip(target, recorder.online[k - 1])]
-    for expected, actual in zip(target, model.target.parameters()):
-        torch.testing.assert_close(actual, expected, rtol=1e-6, atol=1e-7)
-    assert not all(torch.equal(a, b) for a, b in zip(start, model.target.parameters()))  # it moved
+    # (θ, ξ) at the start, after each optimizer step k (before the target's update k), at the end
+    (start, _), *steps = [online_and_target(s) for s in [*recorder.snapshots, dict(model.named_parameters())]]
+    assert len(steps) == 5 and all(torch.equal(a, b) for a, b in zip(steps[0][1], start, strict=True))  # ξ_0 = θ_0
+    for k, ((theta, before), (_, after)) in enumerate(zip(steps, steps[1:]), start=1):
+        # ξ_k = τ_k ξ_{k-1} + (1 − τ_k) θ_k, τ_k = 1 − (1 − τ_base)(cos(πk/K) + 1)/2 (the paper's schedule)
+        tau = 1 - (1 - 0.9) * (math.cos(math.pi * k / 4) + 1) / 2
+        for xi, previous, online in zip(after, before, theta, strict=True):
+            torch.testing.assert_close(xi, tau * previous + (1 - tau) * online, rtol=1e-6, atol=1e-7, msg=f"step {k}")
+    assert not all(torch.equal(a, b) for a, b in zip(start, steps[-1][1]))  # it moved

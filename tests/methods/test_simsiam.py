@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from helpers import TINY_MODEL  # tests/helpers.py
 
 from sslprobe.losses.simsiam import simsiam_loss
 from sslprobe.methods import SimSiam
-
-TINY = {"backbone": "resnet12", "backbone_kwargs": {"widths": [4, 8, 8, 8]}, "hidden_dim": 16, "output_dim": 8}
 
 
 def paper_formula(p1, p2, z1, z2):
@@ -36,7 +35,7 @@ def test_loss_is_the_papers_and_no_gradient_reaches_the_targets():
 
 
 def test_objective_runs_the_predictor_and_the_probes_that_apply():
-    model = SimSiam(**TINY, predictor_hidden_dim=12).eval()
+    model = SimSiam(**TINY_MODEL, predictor_hidden_dim=12).eval()
     assert model.predictor[0].in_features == 8 and model.predictor[-1].out_features == 8
     z1, z2 = torch.randn(4, 8), torch.randn(4, 8)
     with torch.no_grad():

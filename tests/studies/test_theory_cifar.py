@@ -5,14 +5,14 @@ import dataclasses
 import pytest
 import torch
 
-from sslprobe.probes.theory import TheoryLoss, predict
+from sslprobe.probes.theory_prediction import TheoryLoss, predict
 from sslprobe.studies.theory_cifar import (
     QUICK,
     numerical_rank,
     pool_covariances,
-    scl_quartic_ratio,
     train_and_compare,
 )
+from sslprobe.studies.theory_cifar_diagnostics import scl_quartic_ratio
 
 
 def gaussian_pool(count, views, a, c, seed, rotation=None):

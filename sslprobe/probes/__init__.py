@@ -1,6 +1,7 @@
 """Measurements on plain tensors: spectra, rescaling loss landscapes, linear / kNN read-out."""
 
 from sslprobe.probes.landscape import (
+    LandscapeOptions,
     LandscapeResult,
     grid_local_minima,
     landscape_report,
@@ -30,6 +31,7 @@ from sslprobe.probes.spectrum import (
 from sslprobe.probes.theory import TheoryLoss, principal_angles, theory_probe, view_covariances
 
 __all__ = [
+    "LandscapeOptions",
     "LandscapeResult",
     "TheoryLoss",
     "classification_metrics",

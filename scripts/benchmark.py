@@ -59,7 +59,7 @@ from sslprobe.data.augment import CIFAR10_MEAN, CIFAR10_STD
 from sslprobe.data.batch_augment import SimCLRBatchAugment
 from sslprobe.data.sampler import sample_seed
 from sslprobe.methods import SimCLR
-from sslprobe.probes import LandscapeOptions, linear_evaluation, loss_landscape, spectrum_report
+from sslprobe.probes import LandscapeOptions, LinearEvalOptions, linear_evaluation, loss_landscape, spectrum_report
 from sslprobe.probes.theory import theory_probe
 from sslprobe.runtime import native_bfloat16, resolve_precision, tune_host_allocator
 
@@ -455,7 +455,7 @@ def bench_probes(name: str, root: str, settings: Settings, fit_images_per_s: flo
         for epochs in settings.linear_epochs:
             def evaluate(train=train_f, test=test_f, epochs=epochs):
                 return linear_evaluation(train, train_labels.to(train.device), test, test_labels.to(test.device),
-                                         epochs=epochs)
+                                         LinearEvalOptions(epochs=epochs))
             linear[epochs].append(timed(evaluate, device)[1])
     extract_s, longest = median(extract), max(settings.linear_epochs)
     linear_row = {

@@ -59,7 +59,7 @@ from sslprobe.data.augment import CIFAR10_MEAN, CIFAR10_STD
 from sslprobe.data.batch_augment import SimCLRBatchAugment
 from sslprobe.data.sampler import sample_seed
 from sslprobe.methods import SimCLR
-from sslprobe.probes import linear_evaluation, loss_landscape, spectrum_report
+from sslprobe.probes import LandscapeOptions, LinearEvalOptions, linear_evaluation, loss_landscape, spectrum_report
 from sslprobe.probes.theory import theory_probe
 from sslprobe.runtime import native_bfloat16, resolve_precision, tune_host_allocator
 
@@ -417,7 +417,7 @@ def bench_probes(name: str, root: str, settings: Settings, fit_images_per_s: flo
     def landscape(points: int):
         grid = np.linspace(0, 2, points)
         return loss_landscape(h1, h2, layer.weight, layer.bias, model.loss_fn, head=head,
-                              scales=grid, r1=grid, r2=grid, batch_size=loss_batch)
+                              scales=grid, r1=grid, r2=grid, options=LandscapeOptions(batch_size=loss_batch))
 
     def theory():
         loss = theory_loss(model, loss_batch)
@@ -455,7 +455,7 @@ def bench_probes(name: str, root: str, settings: Settings, fit_images_per_s: flo
         for epochs in settings.linear_epochs:
             def evaluate(train=train_f, test=test_f, epochs=epochs):
                 return linear_evaluation(train, train_labels.to(train.device), test, test_labels.to(test.device),
-                                         epochs=epochs)
+                                         LinearEvalOptions(epochs=epochs))
             linear[epochs].append(timed(evaluate, device)[1])
     extract_s, longest = median(extract), max(settings.linear_epochs)
     linear_row = {

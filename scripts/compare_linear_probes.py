@@ -26,12 +26,12 @@ from sslprobe.callbacks.base import extract_features
 from sslprobe.data import load_cifar10
 from sslprobe.data.cifar import balanced_subset
 from sslprobe.probes.linear import (
-    LINEAR_PROTOCOLS,
     knn_predict,
     standardize_features,
     train_linear_classifier,
     train_linear_classifier_lbfgs,
 )
+from sslprobe.probes.linear_protocol import LINEAR_PROTOCOLS
 
 
 def accuracy(weight: torch.Tensor, bias: torch.Tensor, features: torch.Tensor, labels: torch.Tensor) -> float:
@@ -43,12 +43,11 @@ def compare(name: str, method, train, test, l2: float) -> dict:
     test_features = extract_features(method, test.images, 500)
     train_std, test_std = standardize_features(train_features, test_features)
     result = {"network": name}
-    for protocol, settings in LINEAR_PROTOCOLS.items():
-        if settings["solver"] != "sgd":
+    for protocol, options in LINEAR_PROTOCOLS.items():
+        if options.solver != "sgd":
             continue
         start = time.perf_counter()
-        settings = {k: v for k, v in settings.items() if k != "solver"}
-        weight, bias = train_linear_classifier(train_std, train.labels, 10, **settings)
+        weight, bias = train_linear_classifier(train_std, train.labels, 10, options)
         result[f"sgd_{protocol}"] = accuracy(weight, bias, test_std, test.labels)
         result[f"seconds_sgd_{protocol}"] = time.perf_counter() - start
     start = time.perf_counter()

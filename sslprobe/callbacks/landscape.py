@@ -12,7 +12,7 @@ from torch import nn
 
 from sslprobe.callbacks.base import ProbeCallback, evaluation_mode, probes_dir, save_figure
 from sslprobe.nn.heads import last_linear
-from sslprobe.probes.landscape import grid_local_minima, landscape_report, loss_landscape
+from sslprobe.probes.landscape import LandscapeOptions, grid_local_minima, landscape_report, loss_landscape
 
 
 class ProbeTargetError(ValueError):
@@ -127,15 +127,16 @@ class LandscapeProbe(ProbeCallback):
         layer, head = resolve_target(method, self.target)
         view1, view2 = datamodule.probe_views(self.num_images, self.seed, method.device)
         grid = np.linspace(0.0, self.grid_max, self.grid_points)
+        options = LandscapeOptions(
+            weight_decay=method.weight_decay_coefficient() if self.include_weight_decay else 0.0,
+            scale_bias=self.scale_bias, batch_size=self.batch_size or datamodule.batch_size,
+        )
         with evaluation_mode(method), self.progress("loss grid", len(grid) + len(grid) ** 2) as advance:
             h1, h2 = layer_inputs(method, layer, view1).float(), layer_inputs(method, layer, view2).float()
             result = loss_landscape(
                 h1, h2, layer.weight.detach().float(),
                 layer.bias.detach().float() if layer.bias is not None else None,
-                method.loss_fn, head=head, scales=grid, r1=grid, r2=grid,
-                weight_decay=method.weight_decay_coefficient() if self.include_weight_decay else 0.0,
-                scale_bias=self.scale_bias,
-                batch_size=self.batch_size or datamodule.batch_size, on_points=advance,
+                method.loss_fn, head=head, scales=grid, r1=grid, r2=grid, options=options, on_points=advance,
             )
         report = landscape_report(result)
         directory = probes_dir(run_dir)

@@ -1,6 +1,7 @@
 """Measurements on plain tensors: spectra, rescaling loss landscapes, linear / kNN read-out."""
 
 from sslprobe.probes.landscape import (
+    LandscapeOptions,
     LandscapeResult,
     grid_local_minima,
     landscape_report,
@@ -19,6 +20,7 @@ from sslprobe.probes.linear import (
     standardize_features,
     train_linear_classifier,
 )
+from sslprobe.probes.linear_protocol import LINEAR_PROTOCOLS, LinearEvalOptions, LinearEvalScores
 from sslprobe.probes.spectrum import (
     collapsed_directions,
     covariance_eigenvalues,
@@ -30,7 +32,11 @@ from sslprobe.probes.spectrum import (
 from sslprobe.probes.theory import TheoryLoss, principal_angles, theory_probe, view_covariances
 
 __all__ = [
+    "LINEAR_PROTOCOLS",
+    "LandscapeOptions",
     "LandscapeResult",
+    "LinearEvalOptions",
+    "LinearEvalScores",
     "TheoryLoss",
     "classification_metrics",
     "collapsed_directions",

@@ -25,10 +25,13 @@ number of negatives enters the landscape itself, Eq. 8), and it costs O(N · bat
 grid point instead of O(N²) (for N = 2048 and batches of 256, more than ten times less on a
 CPU than ``batch_size=None``).
 
+How each grid value is evaluated (weight decay, bias, loss batches, vmap chunks) is one
+`LandscapeOptions`, shared by every probe here.
+
 Weight-decay convention: SGD / AdamW weight decay γ corresponds to the penalty
-``γ/2 · ‖θ‖²`` added to the objective; ``weight_decay=γ`` adds ``γ/2 · ‖W_scaled‖_F²`` (and
-``γ/2 · ‖b_scaled‖²`` when the bias is rescaled too) to every grid value. This is the γ of the
-paper's Section 3.1, where it shifts B to B - γI.
+``γ/2 · ‖θ‖²`` added to the objective; ``LandscapeOptions(weight_decay=γ)`` adds
+``γ/2 · ‖W_scaled‖_F²`` (and ``γ/2 · ‖b_scaled‖²`` when the bias is rescaled too) to every grid
+value. This is the γ of the paper's Section 3.1, where it shifts B to B - γI.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from sslprobe.probes.landscape_grid import (  # noqa: F401 - re-exported: the pr
     DEFAULT_BATCH_SIZE,
     VMAP_CHECK_RTOL,
     Head,
+    LandscapeOptions,
     LossFn,
     _as_inputs,
     _batched,
@@ -55,25 +59,27 @@ from sslprobe.probes.landscape_grid import (  # noqa: F401 - re-exported: the pr
 )
 from sslprobe.probes.landscape_report import LandscapeResult, grid_local_minima, landscape_report  # noqa: F401
 
+LayerInputs = torch.Tensor | Sequence[torch.Tensor]
+GridAxis = np.ndarray | Sequence[float] | None
+DEFAULT_OPTIONS = LandscapeOptions()
+
 
 def rescale_landscape_1d(
-    h1: torch.Tensor | Sequence[torch.Tensor],
-    h2: torch.Tensor | Sequence[torch.Tensor],
+    h1: LayerInputs,
+    h2: LayerInputs,
     weight: torch.Tensor,
     bias: torch.Tensor | None,
     loss_fn: LossFn,
     *,
     head: Head | None = None,
-    scales: np.ndarray | Sequence[float] | None = None,
-    weight_decay: float = 0.0,
-    scale_bias: bool = False,
-    batch_size: int | None = DEFAULT_BATCH_SIZE,
-    chunk_size: int | None = None,
+    scales: GridAxis = None,
+    options: LandscapeOptions | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Objective as a function of a when the target layer's weight W is replaced by a·W.
 
-    ``z_v = head(a · h_v Wᵀ + b)`` (or ``head(a · (h_v Wᵀ + b))`` with ``scale_bias``) and the
-    value at a is ``loss_fn(z_1, z_2) + weight_decay/2 · ‖a W‖²`` (the paper's Fig. 2, left).
+    ``z_v = head(a · h_v Wᵀ + b)`` (or ``head(a · (h_v Wᵀ + b))`` with ``options.scale_bias``)
+    and the value at a is ``loss_fn(z_1, z_2) + weight_decay/2 · ‖a W‖²`` (the paper's Fig. 2,
+    left).
 
     Args:
         h1, h2: (N, d_in) inputs of the target layer for the two views (or lists of chunks),
@@ -85,42 +91,33 @@ def rescale_landscape_1d(
         head: everything after the target layer, ``(B, d_out) -> (B, D)``, in eval mode (its
             output must not depend on other rows through batch statistics); identity if None.
         scales: grid of a; default 41 points on [0, 2].
-        weight_decay: γ; adds γ/2 · ‖a W‖_F² (plus γ/2 · ‖a b‖² when ``scale_bias``).
-        scale_bias: rescale the bias with the weight.
-        batch_size: average the loss over consecutive batches of this many rows (pass the
-            training batch size); trailing rows that fill no batch are dropped; None, or a value
-            >= N, evaluates all N rows as one batch.
-        chunk_size: grid points per vmap call; None sizes chunks to about 64 MiB of intermediates.
+        options: weight decay, bias rescaling, loss batch size and vmap chunks (default
+            `LandscapeOptions()`).
 
     Returns:
         ``(a, loss)``: two (len(scales),) float64 arrays.
     """
-    a, loss, decay = _landscape_1d(
-        h1, h2, weight, bias, loss_fn, head, scales, weight_decay, scale_bias, batch_size, chunk_size
-    )
+    a, loss, decay = _landscape_1d(h1, h2, weight, bias, loss_fn, head, scales, options or DEFAULT_OPTIONS)
     return a, loss + decay
 
 
 def _landscape_1d(
-    h1: torch.Tensor | Sequence[torch.Tensor],
-    h2: torch.Tensor | Sequence[torch.Tensor],
+    h1: LayerInputs,
+    h2: LayerInputs,
     weight: torch.Tensor,
     bias: torch.Tensor | None,
     loss_fn: LossFn,
     head: Head | None,
-    scales: np.ndarray | Sequence[float] | None,
-    weight_decay: float,
-    scale_bias: bool,
-    batch_size: int | None,
-    chunk_size: int | None,
+    scales: GridAxis,
+    options: LandscapeOptions,
     on_points=None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """`rescale_landscape_1d` with the loss and the decay penalty returned separately."""
     a = default_grid() if scales is None else np.asarray(scales, dtype=np.float64)
     weight = weight.detach()
-    bias_parts = [bias.detach()] if (scale_bias and bias is not None) else None
-    layer = _prepare(h1, h2, [weight], bias_parts, bias, batch_size)
-    loss, decay = _grid_losses(layer, a[:, None], head or _identity, loss_fn, weight_decay, chunk_size, on_points)
+    bias_parts = [bias.detach()] if (options.scale_bias and bias is not None) else None
+    layer = _prepare(h1, h2, [weight], bias_parts, bias, options.batch_size)
+    loss, decay = _grid_losses(layer, a[:, None], head or _identity, loss_fn, options, on_points)
     return a, loss, decay
 
 
@@ -149,27 +146,26 @@ def singular_halves(
 
 
 def rescale_singular_halves(
-    h1: torch.Tensor | Sequence[torch.Tensor],
-    h2: torch.Tensor | Sequence[torch.Tensor],
+    h1: LayerInputs,
+    h2: LayerInputs,
     weight: torch.Tensor,
     bias: torch.Tensor | None,
     loss_fn: LossFn,
     *,
     head: Head | None = None,
-    r1: np.ndarray | Sequence[float] | None = None,
-    r2: np.ndarray | Sequence[float] | None = None,
-    weight_decay: float = 0.0,
-    scale_bias: bool = False,
-    batch_size: int | None = DEFAULT_BATCH_SIZE,
-    chunk_size: int | None = None,
+    r1: GridAxis = None,
+    r2: GridAxis = None,
+    options: LandscapeOptions | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Objective when the larger half of W's singular values is scaled by r1, the smaller by r2.
 
     ``W(r1, r2) = r1 · W_large + r2 · W_small`` (see `singular_halves`; the middle singular value
     of an odd count belongs to the larger half), the paper's Fig. 2 right-hand panels. With
-    ``scale_bias`` the bias is split the same way in output space: its component in the span of
-    the larger half's left singular vectors is scaled by r1, the rest (including directions W
-    does not reach, whose singular value is 0) by r2. The diagonal r1 = r2 = a is the 1-D probe.
+    ``options.scale_bias`` the bias is split the same way in output space: its component in the
+    span of the larger half's left singular vectors is scaled by r1, the rest (including
+    directions W does not reach, whose singular value is 0) by r2. The diagonal r1 = r2 = a is
+    the 1-D probe. Weight decay γ adds γ/2 · ‖W(r1, r2)‖_F² = γ/2 · (r1² ‖W_large‖² + r2²
+    ‖W_small‖²) (plus the bias's share when it is rescaled).
 
     Args:
         h1, h2: (N, d_in) inputs of the target layer for the two views (or lists of chunks).
@@ -178,35 +174,26 @@ def rescale_singular_halves(
         loss_fn: ``loss_fn(z1, z2) -> scalar`` on (B, D) embeddings.
         head: everything after the target layer, ``(B, d_out) -> (B, D)``; identity if None.
         r1, r2: grids for the two factors; default 41 points on [0, 2] each.
-        weight_decay: γ; adds γ/2 · ‖W(r1, r2)‖_F² = γ/2 · (r1² ‖W_large‖² + r2² ‖W_small‖²)
-            (plus the bias's share when ``scale_bias``).
-        scale_bias: rescale the bias with the weight, as above.
-        batch_size: as in `rescale_landscape_1d`.
-        chunk_size: grid points per vmap call; None sizes chunks to about 64 MiB of intermediates.
+        options: as in `rescale_landscape_1d`.
 
     Returns:
         ``(r1, r2, loss)`` with loss of shape (len(r1), len(r2)), ``loss[i, j]`` at
         (r1[i], r2[j]); float64.
     """
-    r1, r2, loss, decay = _landscape_2d(
-        h1, h2, weight, bias, loss_fn, head, r1, r2, weight_decay, scale_bias, batch_size, chunk_size
-    )
+    r1, r2, loss, decay = _landscape_2d(h1, h2, weight, bias, loss_fn, head, r1, r2, options or DEFAULT_OPTIONS)
     return r1, r2, loss + decay
 
 
 def _landscape_2d(
-    h1: torch.Tensor | Sequence[torch.Tensor],
-    h2: torch.Tensor | Sequence[torch.Tensor],
+    h1: LayerInputs,
+    h2: LayerInputs,
     weight: torch.Tensor,
     bias: torch.Tensor | None,
     loss_fn: LossFn,
     head: Head | None,
-    r1: np.ndarray | Sequence[float] | None,
-    r2: np.ndarray | Sequence[float] | None,
-    weight_decay: float,
-    scale_bias: bool,
-    batch_size: int | None,
-    chunk_size: int | None,
+    r1: GridAxis,
+    r2: GridAxis,
+    options: LandscapeOptions,
     on_points=None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """`rescale_singular_halves` with the loss and the decay penalty returned separately."""
@@ -214,34 +201,33 @@ def _landscape_2d(
     r2 = default_grid() if r2 is None else np.asarray(r2, dtype=np.float64)
     w_large, w_small, u_large = singular_halves(weight)
     bias_parts = None
-    if scale_bias and bias is not None:
+    if options.scale_bias and bias is not None:
         b = bias.detach().to(device=u_large.device, dtype=torch.float64)
         b_large = u_large @ (u_large.T @ b)
         bias_parts = [b_large, b - b_large]
-    layer = _prepare(h1, h2, [w_large, w_small], bias_parts, bias, batch_size)
+    layer = _prepare(h1, h2, [w_large, w_small], bias_parts, bias, options.batch_size)
     grid = np.stack(np.meshgrid(r1, r2, indexing="ij"), axis=-1).reshape(-1, 2)  # (G, 2)
-    loss, decay = _grid_losses(layer, grid, head or _identity, loss_fn, weight_decay, chunk_size, on_points)
+    loss, decay = _grid_losses(layer, grid, head or _identity, loss_fn, options, on_points)
     shape = (len(r1), len(r2))
     return r1, r2, loss.reshape(shape), decay.reshape(shape)
 
 
 def reference_loss(
-    h1: torch.Tensor | Sequence[torch.Tensor],
-    h2: torch.Tensor | Sequence[torch.Tensor],
+    h1: LayerInputs,
+    h2: LayerInputs,
     weight: torch.Tensor,
     bias: torch.Tensor | None,
     loss_fn: LossFn,
     *,
     head: Head | None = None,
-    weight_decay: float = 0.0,
-    scale_bias: bool = False,
-    batch_size: int | None = DEFAULT_BATCH_SIZE,
+    options: LandscapeOptions | None = None,
 ) -> float:
     """Objective of the unmodified layer (a = 1, r1 = r2 = 1), computed directly.
 
-    Same conventions as `rescale_landscape_1d`; the decay term covers the bias only when
-    ``scale_bias`` (the parameters the probes rescale).
+    Same conventions as `rescale_landscape_1d` (``options.chunk_size`` is not used); the decay
+    term covers the bias only when ``options.scale_bias`` (the parameters the probes rescale).
     """
+    options = options or DEFAULT_OPTIONS
     head = head or _identity
     h1, h2 = _as_inputs(h1), _as_inputs(h2)
     w = weight.detach().to(device=h1.device, dtype=h1.dtype)
@@ -250,29 +236,26 @@ def reference_loss(
         if bias is not None:
             b = bias.detach().to(device=h1.device, dtype=h1.dtype)
             y1, y2 = y1 + b, y2 + b
-        y1, y2 = _batched(y1, batch_size), _batched(y2, batch_size)
+        y1, y2 = _batched(y1, options.batch_size), _batched(y2, options.batch_size)
         value = float(_losses_loop(y1[None], y2[None], head, loss_fn)[0])
     sq_norm = float(weight.detach().double().pow(2).sum())
-    if scale_bias and bias is not None:
+    if options.scale_bias and bias is not None:
         sq_norm += float(bias.detach().double().pow(2).sum())
-    return value + 0.5 * weight_decay * sq_norm
+    return value + 0.5 * options.weight_decay * sq_norm
 
 
 def loss_landscape(
-    h1: torch.Tensor | Sequence[torch.Tensor],
-    h2: torch.Tensor | Sequence[torch.Tensor],
+    h1: LayerInputs,
+    h2: LayerInputs,
     weight: torch.Tensor,
     bias: torch.Tensor | None,
     loss_fn: LossFn,
     *,
     head: Head | None = None,
-    scales: np.ndarray | Sequence[float] | None = None,
-    r1: np.ndarray | Sequence[float] | None = None,
-    r2: np.ndarray | Sequence[float] | None = None,
-    weight_decay: float = 0.0,
-    scale_bias: bool = False,
-    batch_size: int | None = DEFAULT_BATCH_SIZE,
-    chunk_size: int | None = None,
+    scales: GridAxis = None,
+    r1: GridAxis = None,
+    r2: GridAxis = None,
+    options: LandscapeOptions | None = None,
     on_points=None,
 ) -> LandscapeResult:
     """Run `rescale_landscape_1d`, `rescale_singular_halves` and `reference_loss` on one layer.
@@ -282,19 +265,9 @@ def loss_landscape(
     two probes; ``on_points(n)`` is called after every n grid points evaluated (of
     ``len(scales) + len(r1) * len(r2)``), for a progress display.
     """
+    options = options or DEFAULT_OPTIONS
     h1, h2 = _as_inputs(h1), _as_inputs(h2)
-    options = (weight_decay, scale_bias, batch_size, chunk_size)
-    a, loss_1d, decay_1d = _landscape_1d(h1, h2, weight, bias, loss_fn, head, scales, *options, on_points)
-    r1, r2, loss_2d, decay_2d = _landscape_2d(h1, h2, weight, bias, loss_fn, head, r1, r2, *options, on_points)
-    reference = reference_loss(
-        h1,
-        h2,
-        weight,
-        bias,
-        loss_fn,
-        head=head,
-        weight_decay=weight_decay,
-        scale_bias=scale_bias,
-        batch_size=batch_size,
-    )
+    a, loss_1d, decay_1d = _landscape_1d(h1, h2, weight, bias, loss_fn, head, scales, options, on_points)
+    r1, r2, loss_2d, decay_2d = _landscape_2d(h1, h2, weight, bias, loss_fn, head, r1, r2, options, on_points)
+    reference = reference_loss(h1, h2, weight, bias, loss_fn, head=head, options=options)
     return LandscapeResult(a, loss_1d + decay_1d, r1, r2, loss_2d + decay_2d, reference, decay_1d, decay_2d)

@@ -19,6 +19,32 @@ CHUNK_MEMORY_BUDGET = 64 * 2**20  # bytes of intermediates one vmap chunk may ho
 VMAP_CHECK_RTOL = 1e-3
 
 
+@dataclass(frozen=True)
+class LandscapeOptions:
+    """How the landscape probes evaluate the objective at every grid point.
+
+    Attributes:
+        weight_decay: γ; adds γ/2 · ‖W_scaled‖_F² (plus γ/2 · ‖b_scaled‖² when ``scale_bias``)
+            to every value.
+        scale_bias: rescale the bias with the weight.
+        batch_size: average the loss over consecutive batches of this many rows (pass the
+            training batch size); trailing rows that fill no batch are dropped; None, or a value
+            >= N, evaluates all N rows as one batch.
+        chunk_size: grid points per vmap call; None sizes chunks to about 64 MiB of intermediates.
+    """
+
+    weight_decay: float = 0.0
+    scale_bias: bool = False
+    batch_size: int | None = DEFAULT_BATCH_SIZE
+    chunk_size: int | None = None
+
+    def __post_init__(self):
+        if self.batch_size is not None and self.batch_size < 2:
+            raise ValueError(f"batch_size must be >= 2, got {self.batch_size}")
+        if self.chunk_size is not None and self.chunk_size < 1:
+            raise ValueError(f"chunk_size must be >= 1, got {self.chunk_size}")
+
+
 def default_grid(points: int = 41, stop: float = 2.0) -> np.ndarray:
     """``points`` evenly spaced values on [0, stop] (the paper's Fig. 2 uses [0, 2])."""
     return np.linspace(0.0, stop, points)
@@ -103,8 +129,6 @@ def _prepare(
 
 def _chunk_size(layer: _RescaledLayer, requested: int | None) -> int:
     if requested is not None:
-        if requested < 1:
-            raise ValueError(f"chunk_size must be >= 1, got {requested}")
         return requested
     _, n_batches, batch, d_out = layer.parts1.shape
     element = layer.parts1.element_size()
@@ -136,8 +160,7 @@ def _grid_losses(
     coefficients: np.ndarray,
     head: Head,
     loss_fn: LossFn,
-    weight_decay: float,
-    chunk_size: int | None,
+    options: LandscapeOptions,
     on_points=None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Mean batch loss and decay penalty at each row of ``coefficients`` (G, K); two (G,).
@@ -145,7 +168,7 @@ def _grid_losses(
     ``on_points(n)`` is called after each chunk of n grid points (progress display).
     """
     coeff = torch.as_tensor(coefficients, dtype=torch.float64, device=layer.parts1.device)
-    chunk = _chunk_size(layer, chunk_size)
+    chunk = _chunk_size(layer, options.chunk_size)
     values = torch.empty(coeff.shape[0], dtype=torch.float64)
     use_vmap = True
     with torch.no_grad():
@@ -169,5 +192,5 @@ def _grid_losses(
             values[start:stop] = chunk_values
             if on_points is not None:
                 on_points(stop - start)
-    penalty = 0.5 * weight_decay * (coefficients**2 @ layer.part_sq_norms)
+    penalty = 0.5 * options.weight_decay * (coefficients**2 @ layer.part_sq_norms)
     return values.numpy(), penalty

@@ -25,23 +25,15 @@ from __future__ import annotations
 
 import math
 from contextlib import contextmanager
-from typing import Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from sslprobe.probes.linear_protocol import LinearEvalOptions, LinearEvalScores
+
 STD_FLOOR = 1e-6
-Solver = Literal["sgd", "lbfgs"]
-# Named linear-probe protocols (keyword arguments of `linear_evaluation`), all on standardised
-# features. "default": SGD with momentum 0.9, cosine LR 0.1 -> 1e-4, 100 epochs (reaches the
-# converged optimum). "paper": the paper's Appendix C, the same with LR 10 -> 0.01. "lbfgs": the
-# same convex problem with a small L2, solved to convergence.
-LINEAR_PROTOCOLS: dict[str, dict] = {
-    "default": {"solver": "sgd", "epochs": 100, "batch_size": 512, "lr": 0.1, "final_lr": 1e-4, "momentum": 0.9},
-    "paper": {"solver": "sgd", "epochs": 100, "batch_size": 512, "lr": 10.0, "final_lr": 0.01, "momentum": 0.9},
-    "lbfgs": {"solver": "lbfgs", "l2": 1e-4},
-}
+DEFAULT_OPTIONS = LinearEvalOptions()
 
 
 @contextmanager
@@ -92,14 +84,8 @@ def train_linear_classifier(
     features: torch.Tensor,
     labels: torch.Tensor,
     num_classes: int,
+    options: LinearEvalOptions | None = None,
     *,
-    epochs: int = 100,
-    batch_size: int = 512,
-    lr: float = 0.1,
-    final_lr: float = 1e-4,
-    momentum: float = 0.9,
-    weight_decay: float = 0.0,
-    seed: int = 0,
     on_epoch=None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Multinomial logistic regression by mini-batch SGD with momentum and cosine LR.
@@ -108,31 +94,29 @@ def train_linear_classifier(
     visits the rows in a fresh random order drawn from a generator seeded with ``seed`` (the
     last batch of an epoch may be smaller). The update is PyTorch's SGD: ``v ← m·v + g``,
     ``θ ← θ - lr_t · v``, with ``g`` including ``weight_decay · W`` (the bias is not decayed),
-    and lr_t following `cosine_learning_rate` per step.
+    and lr_t following `cosine_learning_rate` per step from ``lr`` to ``final_lr``.
 
     Args:
         features: (N, D) features, standardised (see `standardize_features`).
         labels: (N,) integer labels in [0, num_classes).
         num_classes: number of classes C.
-        epochs: passes over the data.
-        batch_size: rows per step.
-        lr: initial learning rate.
-        final_lr: learning rate of the last step.
-        momentum: SGD momentum.
-        weight_decay: L2 coefficient on W.
-        seed: seed of the shuffling generator.
+        options: ``epochs``, ``batch_size``, ``lr``, ``final_lr``, ``momentum`` (m),
+            ``weight_decay`` and ``seed`` are used (default `LinearEvalOptions()`).
         on_epoch: called with no argument after each epoch (progress display).
 
     Returns:
         ``(weight, bias)`` of shapes (C, D) and (C,).
     """
+    options = options or DEFAULT_OPTIONS
+    epochs, batch_size, momentum, weight_decay = (options.epochs, options.batch_size, options.momentum,
+                                                  options.weight_decay)
     x_all = features.detach().float()
     y_all = labels.detach().long().to(x_all.device)
     n, dim = x_all.shape
     weight = torch.zeros(num_classes, dim, device=x_all.device)
     bias = torch.zeros(num_classes, device=x_all.device)
     velocity_w, velocity_b = torch.zeros_like(weight), torch.zeros_like(bias)
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator().manual_seed(options.seed)
     steps_per_epoch = math.ceil(n / batch_size)
     total_steps = epochs * steps_per_epoch
     minus_one = torch.full((batch_size, 1), -1.0, device=x_all.device)
@@ -151,7 +135,7 @@ def train_linear_classifier(
                     grad_w.add_(weight, alpha=weight_decay)
                 velocity_w.mul_(momentum).add_(grad_w)
                 velocity_b.mul_(momentum).add_(grad_logits.sum(dim=0))
-                step_lr = cosine_learning_rate(step, total_steps, lr, final_lr)
+                step_lr = cosine_learning_rate(step, total_steps, options.lr, options.final_lr)
                 weight.add_(velocity_w, alpha=-step_lr)
                 bias.add_(velocity_b, alpha=-step_lr)
                 step += 1
@@ -165,7 +149,7 @@ def train_linear_classifier_lbfgs(
     labels: torch.Tensor,
     num_classes: int,
     *,
-    l2: float = 1e-4,
+    l2: float,
     max_iterations: int = 1000,
     tolerance: float = 1e-9,
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -211,8 +195,8 @@ def knn_predict(
     test_features: torch.Tensor,
     num_classes: int,
     *,
-    k: int = 200,
-    temperature: float = 0.1,
+    k: int = DEFAULT_OPTIONS.knn_k,
+    temperature: float = DEFAULT_OPTIONS.knn_temperature,
     chunk_size: int = 1024,
 ) -> torch.Tensor:
     """Weighted k-nearest-neighbour vote on cosine similarity (Wu et al. 2018, as solo-learn).
@@ -321,28 +305,37 @@ def classification_metrics(
     }
 
 
+def scores_of_predictions(
+    predictions: torch.Tensor,
+    knn_predictions: torch.Tensor,
+    test_labels: torch.Tensor,
+    num_classes: int,
+    train_counts: np.ndarray | list[int] | torch.Tensor,
+    keep_predictions: bool = False,
+) -> LinearEvalScores:
+    """`LinearEvalScores` of the two classifiers' (M,) predictions of ``test_labels`` (see `classification_metrics`)."""
+    linear = classification_metrics(predictions, test_labels, num_classes, train_counts)
+    knn = classification_metrics(knn_predictions, test_labels, num_classes, train_counts)
+    return LinearEvalScores(
+        top1=linear["top1"], knn_top1=knn["top1"], per_class=linear["per_class"], balanced=linear["balanced"],
+        rare_mean=linear["rare_mean"], frequent_mean=linear["frequent_mean"], knn_balanced=knn["balanced"],
+        rare_classes=linear["rare_classes"], predictions=predictions.tolist() if keep_predictions else None,
+        knn_predictions=knn_predictions.tolist() if keep_predictions else None,
+    )
+
+
 def linear_evaluation(
     train_features: torch.Tensor,
     train_labels: torch.Tensor,
     test_features: torch.Tensor,
     test_labels: torch.Tensor,
+    options: LinearEvalOptions | None = None,
     *,
     num_classes: int | None = None,
     train_counts: np.ndarray | list[int] | torch.Tensor | None = None,
-    epochs: int = 100,
-    batch_size: int = 512,
-    lr: float = 0.1,
-    final_lr: float = 1e-4,
-    momentum: float = 0.9,
-    weight_decay: float = 0.0,
-    knn_k: int = 200,
-    knn_temperature: float = 0.1,
-    seed: int = 0,
     on_epoch=None,
-    solver: Solver = "sgd",
-    l2: float = 1e-4,
     return_predictions: bool = False,
-) -> dict[str, float | list | None]:
+) -> LinearEvalScores:
     """Linear and kNN evaluation of frozen features (the paper's Appendix C protocol).
 
     The linear classifier is trained on standardised features (`standardize_features`, train
@@ -355,25 +348,18 @@ def linear_evaluation(
         train_labels: (N,) labels.
         test_features: (M, D) features of the test set.
         test_labels: (M,) labels.
+        options: the protocol (default `LinearEvalOptions()`: SGD, cosine LR 0.1 -> 1e-4, 100
+            epochs; kNN k 200, temperature 0.1).
         num_classes: C; default 1 + the largest label seen.
         train_counts: (C,) class counts of the subset the *representation* was trained on,
             which defines rare and frequent classes; default the counts of ``train_labels``.
-        epochs, batch_size, lr, final_lr, momentum, weight_decay, seed: see
-            `train_linear_classifier`.
-        knn_k, knn_temperature: see `knn_predict`.
         on_epoch: called after each epoch of the linear classifier (progress display).
-        solver: ``sgd`` (the settings above) or ``lbfgs`` (``l2``; epochs, lr, ... unused).
-        l2: L2 coefficient of the L-BFGS solver.
-        return_predictions: also return ``predictions`` and ``knn_predictions`` ((M,) lists of
-            the predicted labels).
+        return_predictions: also return ``predictions`` and ``knn_predictions``.
 
     Returns:
-        JSON-serialisable dict: ``top1``, ``knn_top1``, ``per_class`` (C values, None for a
-        class absent from the test set), ``balanced``, ``rare_mean``, ``frequent_mean`` (linear
-        classifier), ``knn_balanced``, ``rare_classes``.
+        The scores of both classifiers; ``to_dict()`` is JSON-serialisable.
     """
-    if solver not in ("sgd", "lbfgs"):
-        raise ValueError(f"solver must be 'sgd' or 'lbfgs', got {solver!r}")
+    options = options or DEFAULT_OPTIONS
     train_labels = train_labels.detach().long()
     test_labels = test_labels.detach().long()
     if num_classes is None:
@@ -382,28 +368,11 @@ def linear_evaluation(
         train_counts = torch.bincount(train_labels.cpu(), minlength=num_classes).numpy()
 
     train_std, test_std = standardize_features(train_features, test_features.to(train_features.device))
-    if solver == "lbfgs":
-        weight, bias = train_linear_classifier_lbfgs(train_std, train_labels, num_classes, l2=l2)
+    if options.solver == "lbfgs":
+        weight, bias = train_linear_classifier_lbfgs(train_std, train_labels, num_classes, l2=options.l2)
     else:
-        weight, bias = train_linear_classifier(
-            train_std, train_labels, num_classes, epochs=epochs, batch_size=batch_size, lr=lr,
-            final_lr=final_lr, momentum=momentum, weight_decay=weight_decay, seed=seed, on_epoch=on_epoch,
-        )
+        weight, bias = train_linear_classifier(train_std, train_labels, num_classes, options, on_epoch=on_epoch)
     predictions = torch.addmm(bias, test_std, weight.T).argmax(dim=1)
-    metrics = classification_metrics(predictions, test_labels, num_classes, train_counts)
-
-    knn = knn_predict(
-        train_features, train_labels, test_features, num_classes, k=knn_k, temperature=knn_temperature
-    )
-    knn_metrics = classification_metrics(knn, test_labels, num_classes, train_counts)
-    return {
-        "top1": metrics["top1"],
-        "knn_top1": knn_metrics["top1"],
-        "per_class": metrics["per_class"],
-        "balanced": metrics["balanced"],
-        "rare_mean": metrics["rare_mean"],
-        "frequent_mean": metrics["frequent_mean"],
-        "knn_balanced": knn_metrics["balanced"],
-        "rare_classes": metrics["rare_classes"],
-        **({"predictions": predictions.tolist(), "knn_predictions": knn.tolist()} if return_predictions else {}),
-    }
+    knn = knn_predict(train_features, train_labels, test_features, num_classes, k=options.knn_k,
+                      temperature=options.knn_temperature)
+    return scores_of_predictions(predictions, knn, test_labels, num_classes, train_counts, return_predictions)

@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from sslprobe.probes.landscape import reference_loss
+from sslprobe.probes.landscape import LandscapeOptions, reference_loss
 from sslprobe.probes.theory_estimates import (  # noqa: F401 - re-exported
     FeatureCovariances,
     _as_float64,
@@ -161,13 +161,14 @@ def theory_probe(
     if loss_fn is not None:
         trained_bias = None if bias is None else bias.detach().float().cpu()
         actual_trained = reference_loss(raw1, raw2, weight.detach().float().cpu(), trained_bias, loss_fn,
-                                        batch_size=loss.batch)
+                                        options=LandscapeOptions(batch_size=loss.batch))
         if prediction.gram is not None:
             rows = weights_from_gram(prediction.gram)
             rows = rows[torch.argsort(torch.linalg.norm(rows, dim=1), descending=True)[:output_dim]].float()
             predicted_bias = rows[:, -1] if with_bias else None  # the constant input's column is the bias
             predicted_w = rows[:, :-1] if with_bias else rows
-            actual_predicted = reference_loss(raw1, raw2, predicted_w, predicted_bias, loss_fn, batch_size=loss.batch)
+            actual_predicted = reference_loss(raw1, raw2, predicted_w, predicted_bias, loss_fn,
+                                              options=LandscapeOptions(batch_size=loss.batch))
 
     quartic_ratio_trained = quartic_ratio_predicted = None
     if loss.kind == "info_nce_family":  # Prop. 1's Gaussian form of the quartic term, checked on these features

@@ -132,7 +132,7 @@ def test_random_init_baseline_is_the_untrained_network_of_the_run(probed_run, ci
 
     from sslprobe.data.augment import normalize_images
     from sslprobe.data.cifar import balanced_subset
-    from sslprobe.probes import linear_evaluation
+    from sslprobe.probes import LinearEvalOptions, linear_evaluation
 
     seed_everything(0)
     initial = SimCLR(temperature=0.5, backbone="resnet12", backbone_kwargs={"widths": [4, 8, 8, 16]},
@@ -141,10 +141,11 @@ def test_random_init_baseline_is_the_untrained_network_of_the_run(probed_run, ci
     with torch.no_grad():
         train_features = initial.backbone(normalize_images(train.images))
         test_features = initial.backbone(normalize_images(test.images))
-    expected = linear_evaluation(train_features, train.labels, test_features, test.labels, epochs=5, knn_k=20)
+    expected = linear_evaluation(train_features, train.labels, test_features, test.labels,
+                                 LinearEvalOptions(epochs=5, knn_k=20))
     linear = json.loads((probed_run / "probes" / "linear_eval.json").read_text())
-    assert linear["random_init_top1"] == pytest.approx(expected["top1"], abs=1e-9)
-    assert linear["random_init_knn_top1"] == pytest.approx(expected["knn_top1"], abs=1e-9)
+    assert linear["random_init_top1"] == pytest.approx(expected.top1, abs=1e-9)
+    assert linear["random_init_knn_top1"] == pytest.approx(expected.knn_top1, abs=1e-9)
     assert linear["random_init_seed"] == 0
     assert len(list((probed_run.parent.parent / "random_init_cache").glob("*.json"))) == 1
 

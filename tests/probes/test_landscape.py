@@ -7,6 +7,7 @@ import torch
 
 from sslprobe.losses import barlow_twins_loss, info_nce_loss, nt_xent_loss, spectral_contrastive_loss
 from sslprobe.probes import (
+    LandscapeOptions,
     LandscapeResult,
     grid_local_minima,
     landscape_report,
@@ -64,7 +65,9 @@ def test_1d_landscape_of_gaussian_info_nce_matches_direct_evaluation():
     for i in (0, 3, 6, 8):
         expected = direct_loss(info_nce_loss, h1, h2, a[i] * weight, bias)
         assert loss[i] == pytest.approx(expected, rel=1e-5, abs=1e-6)
-    _, scaled = rescale_landscape_1d(h1, h2, weight, bias, info_nce_loss, scales=SCALES, scale_bias=True)
+    _, scaled = rescale_landscape_1d(
+        h1, h2, weight, bias, info_nce_loss, scales=SCALES, options=LandscapeOptions(scale_bias=True)
+    )
     expected = direct_loss(info_nce_loss, h1, h2, a[3] * weight, a[3] * bias)
     assert scaled[3] == pytest.approx(expected, rel=1e-5)
 
@@ -85,12 +88,13 @@ def test_weight_decay_adds_half_gamma_times_squared_norm():
     h1, h2, weight, bias = two_views()
     gamma = 0.3
     _, plain = rescale_landscape_1d(h1, h2, weight, bias, info_nce_loss, scales=SCALES)
-    _, decayed = rescale_landscape_1d(h1, h2, weight, bias, info_nce_loss, scales=SCALES, weight_decay=gamma)
+    _, decayed = rescale_landscape_1d(h1, h2, weight, bias, info_nce_loss, scales=SCALES,
+                                     options=LandscapeOptions(weight_decay=gamma))
     squared_norm = float(weight.double().pow(2).sum())
     np.testing.assert_allclose(decayed - plain, gamma / 2 * SCALES**2 * squared_norm, rtol=1e-6)
     _, _, plain_2d = rescale_singular_halves(h1, h2, weight, bias, info_nce_loss, r1=SMALL_GRID, r2=SCALES)
     _, _, decayed_2d = rescale_singular_halves(
-        h1, h2, weight, bias, info_nce_loss, r1=SMALL_GRID, r2=SCALES, weight_decay=gamma
+        h1, h2, weight, bias, info_nce_loss, r1=SMALL_GRID, r2=SCALES, options=LandscapeOptions(weight_decay=gamma)
     )
     norms = np.array([[np.sum(halves_rescaled(weight, x, y) ** 2) for y in SCALES] for x in SMALL_GRID])
     np.testing.assert_allclose(decayed_2d - plain_2d, gamma / 2 * norms, rtol=1e-6)
@@ -111,9 +115,11 @@ def test_batches_head_and_loop_fallback_agree_with_direct_evaluation():
         return np.mean([float(info_nce_loss(head(z1[s : s + 16]), head(z2[s : s + 16]))) for s in (0, 16)])
 
     _, mapped = rescale_landscape_1d(
-        h1, h2, weight, bias, info_nce_loss, head=head, scales=SCALES, batch_size=16, chunk_size=4
+        h1, h2, weight, bias, info_nce_loss, head=head, scales=SCALES,
+        options=LandscapeOptions(batch_size=16, chunk_size=4),
     )
-    _, looped = rescale_landscape_1d(h1, h2, weight, bias, not_vmappable, scales=SCALES, batch_size=16)
+    _, looped = rescale_landscape_1d(h1, h2, weight, bias, not_vmappable, scales=SCALES,
+                                  options=LandscapeOptions(batch_size=16))
     for i in (1, 4, 8):
         assert mapped[i] == pytest.approx(expected(SCALES[i]), rel=1e-5)
     np.testing.assert_allclose(looped, mapped, rtol=1e-5)
@@ -122,11 +128,13 @@ def test_batches_head_and_loop_fallback_agree_with_direct_evaluation():
 def test_reference_loss_is_the_unmodified_layer_and_result_round_trips(tmp_path):
     h1, h2, weight, bias = two_views()
     result = loss_landscape(
-        h1, h2, weight, bias, info_nce_loss, scales=SCALES, r1=SCALES, r2=SMALL_GRID, weight_decay=0.1
+        h1, h2, weight, bias, info_nce_loss, scales=SCALES, r1=SCALES, r2=SMALL_GRID,
+        options=LandscapeOptions(weight_decay=0.1),
     )
     reference = direct_loss(info_nce_loss, h1, h2, weight, bias) + 0.05 * float(weight.double().pow(2).sum())
     assert result.reference_loss == pytest.approx(reference, rel=1e-6)
-    assert reference_loss(h1, h2, weight, bias, info_nce_loss, weight_decay=0.1) == pytest.approx(reference)
+    decayed = LandscapeOptions(weight_decay=0.1)
+    assert reference_loss(h1, h2, weight, bias, info_nce_loss, options=decayed) == pytest.approx(reference)
     assert result.loss_1d[4] == pytest.approx(reference, rel=1e-5)  # a = 1
     assert result.loss_2d[4, 2] == pytest.approx(reference, rel=1e-5)  # r1 = r2 = 1
     result.save(tmp_path / "landscape.npz")
@@ -171,7 +179,8 @@ def test_scale_invariance_is_detected_only_for_normalised_losses(name):
 def test_scale_invariance_is_judged_on_the_loss_without_weight_decay():
     h1, h2, weight, _ = two_views(n=48, d_in=8, d_out=6)
     result = loss_landscape(
-        h1, h2, weight, None, nt_xent_loss, scales=SCALES, r1=SMALL_GRID, r2=SMALL_GRID, weight_decay=0.1
+        h1, h2, weight, None, nt_xent_loss, scales=SCALES, r1=SMALL_GRID, r2=SMALL_GRID,
+        options=LandscapeOptions(weight_decay=0.1),
     )
     assert np.ptp(result.loss_1d[2:]) > 1e-2  # the decay term alone bends the curve
     np.testing.assert_allclose(result.decay_1d, 0.05 * SCALES**2 * float(weight.double().pow(2).sum()))
@@ -196,7 +205,8 @@ def test_origin_is_a_maximum_without_decay_and_a_minimum_with_strong_decay():
     assert not report["scale_invariant"]
     # weight decay gamma shifts B to B - gamma I (Section 3.1): large gamma makes W = 0 a minimum
     decayed = loss_landscape(
-        h1, h2, weight, None, info_nce_loss, scales=SCALES, r1=SMALL_GRID, r2=SMALL_GRID, weight_decay=50.0
+        h1, h2, weight, None, info_nce_loss, scales=SCALES, r1=SMALL_GRID, r2=SMALL_GRID,
+        options=LandscapeOptions(weight_decay=50.0),
     )
     report = landscape_report(decayed)
     assert report["origin"] == "minimum" and not report["origin_is_local_max"]

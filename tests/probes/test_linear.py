@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from sslprobe.probes import (
+    LinearEvalOptions,
     classification_metrics,
     knn_predict,
     linear_evaluation,
@@ -40,12 +41,12 @@ def clustered(n, dim=32, separation=4.0, offset=3.0, seed=0):
 def test_linearly_separable_features_are_classified_almost_perfectly():
     train_x, train_y = clustered(2000, seed=0)
     test_x, test_y = clustered(1000, seed=1)
-    result = linear_evaluation(train_x, train_y, test_x, test_y, epochs=20, batch_size=256)
-    assert result["top1"] >= 0.99
-    assert result["knn_top1"] >= 0.99
-    assert result["balanced"] >= 0.99
-    assert len(result["per_class"]) == CLASSES
-    json.dumps(result, allow_nan=False)
+    result = linear_evaluation(train_x, train_y, test_x, test_y, LinearEvalOptions(epochs=20, batch_size=256))
+    assert result.top1 >= 0.99
+    assert result.knn_top1 >= 0.99
+    assert result.balanced >= 0.99
+    assert len(result.per_class) == CLASSES
+    json.dumps(result.to_dict(), allow_nan=False)
 
 
 def test_random_labels_give_chance_accuracy():
@@ -56,10 +57,10 @@ def test_random_labels_give_chance_accuracy():
     train_x, test_x = torch.randn(2000, 32, generator=generator), torch.randn(2000, 32, generator=generator)
     train_y = torch.randint(0, CLASSES, (2000,), generator=generator)
     test_y = torch.randint(0, CLASSES, (2000,), generator=generator)
-    result = linear_evaluation(train_x, train_y, test_x, test_y, epochs=10, batch_size=256)
+    result = linear_evaluation(train_x, train_y, test_x, test_y, LinearEvalOptions(epochs=10, batch_size=256))
     tolerance = 5 * math.sqrt(0.1 * 0.9 / 2000)
-    assert abs(result["top1"] - 0.1) < tolerance
-    assert abs(result["knn_top1"] - 0.1) < tolerance
+    assert abs(result.top1 - 0.1) < tolerance
+    assert abs(result.knn_top1 - 0.1) < tolerance
 
 
 def test_sgd_matches_torch_optimizer_with_autograd():
@@ -67,8 +68,9 @@ def test_sgd_matches_torch_optimizer_with_autograd():
     generator = torch.Generator().manual_seed(3)
     x = torch.randn(100, 7, generator=generator)
     y = torch.randint(0, 4, (100,), generator=generator)
-    options = dict(epochs=3, batch_size=32, lr=0.5, final_lr=0.05, momentum=0.9, weight_decay=0.01)
-    weight, bias = train_linear_classifier(x, y, 4, seed=11, **options)
+    options = LinearEvalOptions(epochs=3, batch_size=32, lr=0.5, final_lr=0.05, momentum=0.9, weight_decay=0.01,
+                                seed=11)
+    weight, bias = train_linear_classifier(x, y, 4, options)
 
     layer = torch.nn.Linear(7, 4)
     torch.nn.init.zeros_(layer.weight)
@@ -143,12 +145,12 @@ def test_imbalanced_evaluation_reports_rare_and_frequent_means():
     train_x, train_y = clustered(1500, separation=1.0, seed=2)
     test_x, test_y = clustered(1000, separation=1.0, seed=3)
     counts = np.array([4890, 87, 5000, 0, 74, 0, 0, 212, 4788, 4947])
-    result = linear_evaluation(train_x, train_y, test_x, test_y, train_counts=counts, epochs=5)
-    per_class = np.array(result["per_class"])
-    assert result["rare_mean"] == pytest.approx(per_class[[1, 3, 4, 5, 6]].mean())
-    assert result["frequent_mean"] == pytest.approx(per_class[[0, 2, 7, 8, 9]].mean())
-    assert result["balanced"] == pytest.approx(per_class.mean())
-    assert set(result) >= {"top1", "knn_top1", "per_class", "balanced", "rare_mean", "frequent_mean"}
+    result = linear_evaluation(train_x, train_y, test_x, test_y, LinearEvalOptions(epochs=5), train_counts=counts)
+    per_class = np.array(result.per_class)
+    assert result.rare_mean == pytest.approx(per_class[[1, 3, 4, 5, 6]].mean())
+    assert result.frequent_mean == pytest.approx(per_class[[0, 2, 7, 8, 9]].mean())
+    assert result.balanced == pytest.approx(per_class.mean())
+    assert set(result.to_dict()) >= {"top1", "knn_top1", "per_class", "balanced", "rare_mean", "frequent_mean"}
 
 
 def test_default_protocol_reaches_the_converged_optimum_on_real_features(cifar):
@@ -159,7 +161,8 @@ def test_default_protocol_reaches_the_converged_optimum_on_real_features(cifar):
     from sslprobe.data.augment import normalize_images
     from sslprobe.data.cifar import balanced_subset
     from sslprobe.nn.backbones import build_backbone
-    from sslprobe.probes.linear import LINEAR_PROTOCOLS, train_linear_classifier_lbfgs
+    from sslprobe.probes.linear import train_linear_classifier_lbfgs
+    from sslprobe.probes.linear_protocol import LINEAR_PROTOCOLS
 
     torch.manual_seed(0)
     backbone = build_backbone("resnet12", widths=[8, 16, 32, 64]).eval()
@@ -176,7 +179,33 @@ def test_default_protocol_reaches_the_converged_optimum_on_real_features(cifar):
     margin = 2 * math.sqrt(converged * (1 - converged) / len(test))
     accuracy = {}
     for name in ("default", "paper"):
-        settings = {k: v for k, v in LINEAR_PROTOCOLS[name].items() if k != "solver"}
-        accuracy[name] = top1(*train_linear_classifier(train_x, train.labels, CLASSES, **settings))
+        accuracy[name] = top1(*train_linear_classifier(train_x, train.labels, CLASSES, LINEAR_PROTOCOLS[name]))
     assert accuracy["default"] >= converged - margin, (accuracy, converged)
     assert accuracy["paper"] < converged - margin, (accuracy, converged)
+
+
+def test_scores_are_the_json_keys_in_order_and_headlines_are_the_logged_scalars():
+    train_x, train_y = clustered(300, seed=4)
+    test_x, test_y = clustered(100, seed=5)
+    result = linear_evaluation(train_x, train_y, test_x, test_y, LinearEvalOptions(epochs=2, knn_k=5))
+    keys = ["top1", "knn_top1", "per_class", "balanced", "rare_mean", "frequent_mean", "knn_balanced", "rare_classes"]
+    assert list(result.to_dict()) == keys
+    assert result.headline_names() == ["top1", "knn_top1", "balanced", "rare_mean", "frequent_mean"]
+    with_predictions = linear_evaluation(train_x, train_y, test_x, test_y, LinearEvalOptions(epochs=2, knn_k=5),
+                                         return_predictions=True)
+    assert list(with_predictions.to_dict()) == [*keys, "predictions", "knn_predictions"]
+    assert len(with_predictions.predictions) == 100
+    assert with_predictions.top1 == result.top1  # the same seed: the same classifier
+
+
+def test_named_protocols_are_complete_options():
+    from sslprobe.probes import LINEAR_PROTOCOLS
+
+    assert LINEAR_PROTOCOLS["default"] == LinearEvalOptions()
+    paper = LINEAR_PROTOCOLS["paper"]
+    assert (paper.solver, paper.epochs, paper.batch_size, paper.lr, paper.final_lr, paper.momentum) == (
+        "sgd", 100, 512, 10.0, 0.01, 0.9)
+    assert LINEAR_PROTOCOLS["lbfgs"].protocol() == {"solver": "lbfgs", "l2": 1e-4, "knn_k": 200,
+                                                    "knn_temperature": 0.1, "seed": 0}
+    with pytest.raises(ValueError, match="solver"):
+        LinearEvalOptions(solver="adam")

@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from sslprobe.probes.linear_protocol import LinearEvalOptions, LinearEvalScores
+from sslprobe.schedules import cosine_between
 
 STD_FLOOR = 1e-6
 DEFAULT_OPTIONS = LinearEvalOptions()
@@ -77,7 +78,7 @@ def standardize_features(train: torch.Tensor, *others: torch.Tensor) -> tuple[to
 def cosine_learning_rate(step: int, total_steps: int, lr: float, final_lr: float) -> float:
     """Cosine decay from ``lr`` at step 0 to ``final_lr`` at step ``total_steps - 1``."""
     progress = step / max(total_steps - 1, 1)
-    return final_lr + 0.5 * (lr - final_lr) * (1.0 + math.cos(math.pi * progress))
+    return cosine_between(lr, final_lr, progress)
 
 
 def train_linear_classifier(

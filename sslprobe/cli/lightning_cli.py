@@ -1,6 +1,7 @@
 """`SSLProbeCLI`: LightningCLI with one directory per run, its loggers, checkpoints and probes wired into it."""
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 from pathlib import Path
@@ -10,7 +11,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 
 from sslprobe.callbacks import PROBE_CALLBACKS, ExactResume
-from sslprobe.cli.errors import KNOWN_KEYS
+from sslprobe.cli.errors import ParseError, condense_parse_error
 from sslprobe.cli.runs import (
     DEFAULT_ROOT,
     _as_list,
@@ -62,6 +63,7 @@ class SSLProbeCLI(LightningCLI):
     """LightningCLI that resolves the run directory and wires loggers and checkpoints into it."""
 
     def __init__(self, *args, **kwargs):
+        self.option_parsers: list[LightningArgumentParser] = []  # for "did you mean" on a parse error
         kwargs.setdefault("save_config_callback", RunConfigCallback)
         # One way to choose the optimizer: model.init_args.optimizer (see `SSLMethod`), not a top-level key.
         kwargs.setdefault("auto_configure_optimizers", False)
@@ -76,6 +78,7 @@ class SSLProbeCLI(LightningCLI):
         super().__init__(SSLMethod, CIFAR10DataModule, *args, subclass_mode_model=True, **kwargs)
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        self.option_parsers.append(parser)
         parser.add_argument("--run.experiment", type=str | None, default=None,
                             help="experiment name (default: <method>_<backbone>_<imbalance>)")
         parser.add_argument("--run.version", type=str | None, default=None,
@@ -99,24 +102,39 @@ class SSLProbeCLI(LightningCLI):
         })
 
     def parse_arguments(self, parser: LightningArgumentParser, args) -> None:
-        KNOWN_KEYS[:] = [key for sub in self._subcommand_parsers.values() for key in sub.get_defaults().keys()]
+        """Parse into ``self.config``; a rejected argument raises `ParseError` (one line, with a suggestion).
+
+        ``--print_config`` prints the config this run will use and exits.
+        """
         argv = list(sys.argv[1:] if args is None else args) if isinstance(args, (list, tuple, type(None))) else None
         printing = [a for a in argv or [] if a == "--print_config" or a.startswith("--print_config=")]
-        if not printing:
+        if printing:
+            self.print_resolved_config(parser, args, argv, printing)
+        self._parse(parser, args)
+
+    def _parse(self, parser: LightningArgumentParser, args) -> None:
+        try:
             super().parse_arguments(parser, args)
-            return
-        # --print_config shows the config this run will use: run directory, loggers and checkpoint
-        # directory resolved as `before_instantiate_classes` does (nothing is created or checked).
+        except argparse.ArgumentError as error:
+            keys = [key for sub in self.option_parsers for key in sub.get_defaults().keys()]
+            raise ParseError(condense_parse_error(error, keys)) from error
+
+    def print_resolved_config(
+        self, parser: LightningArgumentParser, args, argv: list[str], printing: list[str]
+    ) -> None:
+        """Print the config of ``argv`` without its ``printing`` flags, with the run directory, loggers
+        and checkpoint directory resolved as `before_instantiate_classes` does (nothing is created
+        or checked); exit 0."""
         kept = [a for a in argv if a not in printing]
         if args is None:  # LightningCLI reads sys.argv itself (and warns when given both)
             saved_argv = sys.argv[:]
             sys.argv[1:] = kept
             try:
-                super().parse_arguments(parser, None)
+                self._parse(parser, None)
             finally:
                 sys.argv[:] = saved_argv
         else:
-            super().parse_arguments(parser, kept)
+            self._parse(parser, kept)
         subcommand = self.config.get("subcommand")
         config = self.config[subcommand] if subcommand else self.config
         self.resolve_run(config)

@@ -26,7 +26,7 @@ import warnings
 from pathlib import Path
 
 from sslprobe.callbacks import Preempted
-from sslprobe.cli.errors import KNOWN_KEYS, UsageError, check_subcommand, error_line
+from sslprobe.cli.errors import UsageError, check_subcommand, error_line
 from sslprobe.cli.lightning_cli import SSLProbeCLI
 from sslprobe.cli.probe import probe_checkpoint
 from sslprobe.cli.runs import CHECKPOINT_GLOBALS, load_checkpoint, wandb_logged_in
@@ -107,7 +107,7 @@ def main(args: list[str] | None = None) -> None:
     except Exception as error:
         if os.environ.get("SSLPROBE_DEBUG"):
             raise
-        print(f"sslprobe: error: {error_line(error, KNOWN_KEYS)}", file=sys.stderr)
+        print(f"sslprobe: error: {error_line(error)}", file=sys.stderr)
         sys.exit(2 if isinstance(error, (argparse.ArgumentError, UsageError)) else 1)
     finally:
         finish_wandb()

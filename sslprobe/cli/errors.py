@@ -6,17 +6,25 @@ import difflib
 import importlib
 import inspect
 import re
+from collections.abc import Iterable
 
 from sslprobe.methods import METHODS
-
-KNOWN_KEYS: list[str] = []  # option names of the last parser built, for "did you mean" suggestions
-
 
 SUBCOMMANDS = ("fit", "validate", "test", "predict", "probe")
 
 
 class UsageError(ValueError):
     """No subcommand, or one that does not exist."""
+
+
+class ParseError(argparse.ArgumentError):
+    """An argument or config value the parser rejected, already condensed to the one line `main` prints.
+
+    The parser's own report is kept as ``__cause__`` (``SSLPROBE_DEBUG=1`` shows it).
+    """
+
+    def __init__(self, message: str):
+        super().__init__(None, message)
 
 
 def check_subcommand(argv: list[str]) -> None:
@@ -31,12 +39,29 @@ def check_subcommand(argv: list[str]) -> None:
         raise UsageError(f"unknown subcommand {argv[0]!r}{hint} (choose from {choices})")
 
 
-_STRUCTURE = ("Parser key", "Does not validate", "Subtypes:", "Errors:", "Given value",
-              "- Expected a <class 'NoneType'>", "- Problem with given class_path")
-_UNKNOWN_OPTION = re.compile(
-    r"unrecognized arguments: --(?P<a>\S+)|Option '(?P<b>[^']+)' is not accepted|"
-    r"does not accept option '(?P<c>[^']+)'|Key '(?P<d>[^']+)' is not expected"
-)
+# jsonargparse reports a rejected value as a chain of exceptions, one per nesting level, each raised
+# ``from`` the one below (`_causes` walks it): the innermost is the problem itself, and its type says
+# which kind (a missing class is an AttributeError or ImportError, an unknown key a KeyError). The
+# rest exists only as text in the messages (the exceptions carry no key, class or value attribute),
+# so these patterns read it (jsonargparse >= 4.27):
+_PARSER_KEY = re.compile(r'Parser key "([^"]+)"')  # the key of one nesting level
+_CLASS_PATH = re.compile(r"class_path '([^']+)'")  # the class whose arguments were being checked
+_KEY_NAME = re.compile(r"[Oo]ption '([^']+)'|Key '([^']+)' is not expected")  # the unknown key's name
+_LITERAL = re.compile(r"Expected a typing\.Literal\[(.*)\]\. Got value: (.*)")  # the choices and the value
+_UNRECOGNIZED = "unrecognized arguments: "  # argparse's report of command-line options it has no action for
+
+
+def _causes(error: BaseException) -> list[BaseException]:
+    """``error`` and the exceptions it was raised from, outermost first."""
+    chain = [error]
+    while chain[-1].__cause__ is not None and chain[-1].__cause__ not in chain:
+        chain.append(chain[-1].__cause__)
+    return chain
+
+
+def _message(error: BaseException) -> str:
+    """The text of ``error`` (a KeyError's own message, without the quotes ``str`` adds)."""
+    return str(error.args[0]) if isinstance(error, KeyError) and error.args else str(error)
 
 
 def _option_names(cls: type) -> list[str]:
@@ -48,42 +73,74 @@ def _option_names(cls: type) -> list[str]:
     return names
 
 
-def explain_parse_error(text: str, known_keys: list[str]) -> str:
-    """One line from jsonargparse's nested error report: the key, what was wrong, a suggestion."""
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    keys = re.findall(r'Parser key "([^"]+)"', text)
-    class_path = re.search(r"class_path '([^']+)'", text)
-    details = [line.lstrip("- ") for line in lines if not line.startswith(_STRUCTURE)]
-    detail = details[0] if details else lines[0]
-    unknown = _UNKNOWN_OPTION.search(text)
-    if unknown:
-        name = next(group for group in unknown.groups() if group)
-        candidates = list(known_keys)
-        if class_path:
-            try:
-                module, _, attr = class_path.group(1).rpartition(".")
-                candidates = _option_names(getattr(importlib.import_module(module), attr))
-            except (ImportError, AttributeError, ValueError):
-                pass
-        close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
-        where = f"{'.'.join(keys)}: " if keys and not name.startswith(keys[0]) else ""
-        return f"{where}unknown option {name!r}" + (f"; did you mean {close[0]!r}?" if close else "")
-    literal = re.match(r"Expected a typing\.Literal\[(.*)\]\. Got value: (.*)", detail)
+def _class_options(class_path: str | None) -> list[str] | None:
+    """`_option_names` of the class at ``class_path``; None when there is none to import."""
+    if class_path is None:
+        return None
+    try:
+        module, _, attr = class_path.rpartition(".")
+        return _option_names(getattr(importlib.import_module(module), attr))
+    except (ImportError, AttributeError, ValueError):
+        return None
+
+
+def _unknown_option(name: str, keys: list[str], candidates: list[str]) -> str:
+    close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
+    where = f"{'.'.join(keys)}: " if keys and not name.startswith(keys[0]) else ""
+    return f"{where}unknown option {name!r}" + (f"; did you mean {close[0]!r}?" if close else "")
+
+
+def condense_parse_error(error: BaseException, option_keys: Iterable[str] = ()) -> str:
+    """One line from jsonargparse's nested error report: the key, what was wrong, a suggestion.
+
+    Args:
+        error: what the parser raised (``argparse.ArgumentError``, or a ``TypeError`` naming a key).
+        option_keys: the parser's keys (``trainer.max_epochs``, ...), the candidates of "did you mean"
+            for an unknown top-level option; an unknown ``init_args`` key is matched against its
+            class's constructor instead.
+    """
+    chain = _causes(error)
+    keys: list[str] = []
+    class_path = None
+    for link in chain:
+        first_line = _message(link).strip().partition("\n")[0]
+        key = _PARSER_KEY.match(first_line)
+        if key and key.group(1) not in keys[-1:]:
+            keys.append(key.group(1))
+            class_path = None  # a class_path named above belongs to an outer key
+        named = _CLASS_PATH.search(first_line)
+        class_path = named.group(1) if named else class_path
+    problem = chain[-1]
+    text = _message(problem).strip()
+    text = text[_PARSER_KEY.match(text).end():].lstrip(": \n") if _PARSER_KEY.match(text) else text
+    detail = next((line.strip().lstrip("- ") for line in text.splitlines() if line.strip()), type(problem).__name__)
+    if text.startswith(_UNRECOGNIZED) and text[len(_UNRECOGNIZED):].startswith("--"):
+        name = text[len(_UNRECOGNIZED):].split()[0][2:].partition("=")[0]
+        return _unknown_option(name, keys, list(option_keys))
+    if isinstance(problem, KeyError):
+        named = _KEY_NAME.search(text)
+        if named:
+            candidates = _class_options(class_path)
+            return _unknown_option(next(g for g in named.groups() if g), keys,
+                                   list(option_keys) if candidates is None else candidates)
+    if isinstance(problem, (AttributeError, ImportError)) and class_path:
+        methods = ", ".join("sslprobe.methods." + m for m in METHODS)
+        detail = f"no class {class_path!r}" + (f"; methods: {methods}" if keys == ["model"] else "")
+    literal = _LITERAL.match(detail)
     if literal:
         detail = f"expected one of {literal.group(1)}, got {literal.group(2)!r}"
-    if "has no attribute" in detail and class_path:
-        methods = ", ".join("sslprobe.methods." + m for m in METHODS)
-        detail = f"no class {class_path.group(1)!r}; methods: {methods}"
     return f"{'.'.join(keys)}: {detail}" if keys else detail
 
 
-def error_line(error: BaseException, known_keys: list[str] | None = None) -> str:
+def error_line(error: BaseException) -> str:
     """The line of ``error`` that names the problem (parse errors are condensed to one)."""
     text = str(error).strip()
     if not text:
         return type(error).__name__
+    if isinstance(error, ParseError):
+        return text
     if isinstance(error, argparse.ArgumentError) or text.startswith(
         ("Parser key", "unrecognized", "Subcommand", "Does not validate")
     ):
-        return explain_parse_error(text, known_keys or [])
+        return condense_parse_error(error)
     return text.splitlines()[0]

@@ -1,8 +1,11 @@
 """`SSLProbeCLI`: LightningCLI with one directory per run, its loggers, checkpoints and probes wired into it."""
 from __future__ import annotations
 
+import argparse
+import logging
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Literal
 
@@ -10,7 +13,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 
 from sslprobe.callbacks import PROBE_CALLBACKS, ExactResume
-from sslprobe.cli.errors import KNOWN_KEYS
+from sslprobe.cli.errors import ParseError, condense_parse_error
 from sslprobe.cli.runs import (
     DEFAULT_ROOT,
     _as_list,
@@ -58,10 +61,29 @@ def record_run_files(run, config: dict, run_dir: Path) -> None:
             run.save(str(run_dir / name), base_path=str(run_dir), policy="now")
 
 
+class _DropSeedMessage(logging.Filter):
+    """Drops Lightning's "Seed set to N" record (on every rank; the seed is in config.yaml and W&B)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Seed set to " not in record.getMessage()
+
+
+def quiet_seed_message() -> None:
+    """Lightning seeds as usual (``seed_everything``: an int, true or false; ``workers=True``; the
+    seed written back to the config), without its "Seed set to N" line or its warning "No seed
+    found, seed set to 0" for ``seed_everything: true`` with no ``PL_GLOBAL_SEED``."""
+    logger = logging.getLogger("lightning.fabric.utilities.seed")  # the logger of `seed_everything`
+    if not any(isinstance(f, _DropSeedMessage) for f in logger.filters):
+        logger.addFilter(_DropSeedMessage())
+    warnings.filterwarnings("ignore", message="No seed found, seed set to")
+
+
 class SSLProbeCLI(LightningCLI):
     """LightningCLI that resolves the run directory and wires loggers and checkpoints into it."""
 
     def __init__(self, *args, **kwargs):
+        quiet_seed_message()
+        self.option_parsers: list[LightningArgumentParser] = []  # for "did you mean" on a parse error
         kwargs.setdefault("save_config_callback", RunConfigCallback)
         # One way to choose the optimizer: model.init_args.optimizer (see `SSLMethod`), not a top-level key.
         kwargs.setdefault("auto_configure_optimizers", False)
@@ -76,6 +98,7 @@ class SSLProbeCLI(LightningCLI):
         super().__init__(SSLMethod, CIFAR10DataModule, *args, subclass_mode_model=True, **kwargs)
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        self.option_parsers.append(parser)
         parser.add_argument("--run.experiment", type=str | None, default=None,
                             help="experiment name (default: <method>_<backbone>_<imbalance>)")
         parser.add_argument("--run.version", type=str | None, default=None,
@@ -99,24 +122,47 @@ class SSLProbeCLI(LightningCLI):
         })
 
     def parse_arguments(self, parser: LightningArgumentParser, args) -> None:
-        KNOWN_KEYS[:] = [key for sub in self._subcommand_parsers.values() for key in sub.get_defaults().keys()]
+        """Parse into ``self.config``; a rejected argument raises `ParseError` (one line, with a suggestion).
+
+        ``--print_config`` prints the config this run will use and exits. Otherwise ``ckpt_path`` is
+        held back from the config until `before_instantiate_classes`: right after parsing,
+        LightningCLI re-reads a checkpoint's hyperparameters into the model config (with no option
+        to turn that off), which would hide a checkpoint of another model from `check_checkpoint`;
+        here such a checkpoint is an error, not a silent change of model.
+        """
         argv = list(sys.argv[1:] if args is None else args) if isinstance(args, (list, tuple, type(None))) else None
         printing = [a for a in argv or [] if a == "--print_config" or a.startswith("--print_config=")]
-        if not printing:
+        if printing:
+            self.print_resolved_config(parser, args, argv, printing)
+        self._parse(parser, args)
+        config = self.config[self.config.subcommand] if self.config.get("subcommand") else self.config
+        self.requested_ckpt_path = config.get("ckpt_path")
+        if self.requested_ckpt_path is not None:
+            config.ckpt_path = None
+
+    def _parse(self, parser: LightningArgumentParser, args) -> None:
+        try:
             super().parse_arguments(parser, args)
-            return
-        # --print_config shows the config this run will use: run directory, loggers and checkpoint
-        # directory resolved as `before_instantiate_classes` does (nothing is created or checked).
+        except argparse.ArgumentError as error:
+            keys = [key for sub in self.option_parsers for key in sub.get_defaults().keys()]
+            raise ParseError(condense_parse_error(error, keys)) from error
+
+    def print_resolved_config(
+        self, parser: LightningArgumentParser, args, argv: list[str], printing: list[str]
+    ) -> None:
+        """Print the config of ``argv`` without its ``printing`` flags, with the run directory, loggers
+        and checkpoint directory resolved as `before_instantiate_classes` does (nothing is created
+        or checked); exit 0."""
         kept = [a for a in argv if a not in printing]
         if args is None:  # LightningCLI reads sys.argv itself (and warns when given both)
             saved_argv = sys.argv[:]
             sys.argv[1:] = kept
             try:
-                super().parse_arguments(parser, None)
+                self._parse(parser, None)
             finally:
                 sys.argv[:] = saved_argv
         else:
-            super().parse_arguments(parser, kept)
+            self._parse(parser, kept)
         subcommand = self.config.get("subcommand")
         config = self.config[subcommand] if subcommand else self.config
         self.resolve_run(config)
@@ -125,20 +171,6 @@ class SSLProbeCLI(LightningCLI):
         flags = {flag for a in printing for flag in a.partition("=")[2].split(",") if flag}
         sys.stdout.write(target.dump(config, skip_none=False, skip_default="skip_default" in flags, skip_check=True))
         sys.exit(0)
-
-    def _set_seed(self) -> None:
-        """Lightning's seeding without its "Seed set to" line (the seed is in config.yaml and W&B)."""
-        from lightning.fabric.utilities.seed import seed_everything
-
-        key = f"{self.subcommand}.seed_everything" if self.subcommand else "seed_everything"
-        seed = self.config.get(key)
-        if seed is False:
-            return
-        self.config[key] = seed_everything(None if seed is True else seed, workers=True, verbose=False)
-
-    def _parse_ckpt_path(self) -> None:
-        """Checkpoints are validated in `before_instantiate_classes`; the config is never rewritten
-        from a checkpoint's hyperparameters (a mismatch is an error instead)."""
 
     def resolve_run(self, config) -> Path:
         """Fill in the run's experiment, version, checkpoint path, checkpoint directory and logger
@@ -182,6 +214,8 @@ class SSLProbeCLI(LightningCLI):
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
+        if self.requested_ckpt_path is not None:
+            config.ckpt_path = self.requested_ckpt_path  # held back in `parse_arguments`
         root = Path(config.trainer.default_root_dir or DEFAULT_ROOT)
         self.resolve_run(config)
         config_file = self.run_dir / self.save_config_kwargs.get("config_filename", "config.yaml")

@@ -18,7 +18,12 @@ EXISTING = {"config.yaml": b"# another run\n", "subset.json": b"{}", "metrics.cs
 # case: (extra arguments, data root kind, words stderr must contain, exit code)
 CASES = {
     "unknown_method": (["--model.class_path", "sslprobe.methods.Nope"], "real", ["Nope"], 2),
-    "unknown_backbone": (["--model.init_args.backbone", "resnet50"], "real", ["backbone", "resnet50"], 2),
+    "unknown_backbone": (["--model.init_args.backbone", "resnet50"], "real",
+                         ["model.backbone: expected one of 'resnet12', 'resnet18', 'vit_tiny', got 'resnet50'"], 2),
+    "unknown_logger": (["--trainer.logger", "lightning.pytorch.loggers.Nope"], "real",
+                       ["trainer.logger: no class 'lightning.pytorch.loggers.Nope'"], 2),
+    "unknown_precision": (["--run.precision", "fast"], "real",
+                          ["run.precision: expected one of 'auto', got 'fast'"], 2),
     "unknown_imbalance": (["--data.imbalance", "skewed"], "real", ["data.imbalance", "skewed"], 2),
     "concentration": (["--data.imbalance", "dirichlet", "--data.concentration", "0"], "real",
                       ["data.concentration must be > 0"], 1),
@@ -32,6 +37,12 @@ CASES = {
     "unknown_method_option": (["--model.init_args.temprature", "0.3"], "real",
                               ["unknown option 'temprature'", "did you mean 'temperature'"], 2),
     "abbreviated_option": (["--trainer.max_epoch", "1"], "real", ["did you mean 'trainer.max_epochs'"], 2),
+    "unknown_probe_option": (["--probes.landscape.grid_pointz", "3"], "real",
+                             ["probes.landscape: unknown option 'grid_pointz'", "did you mean 'grid_points'"], 2),
+    "unknown_config_key": (["--config", "TYPO_CONFIG"], "real",
+                           ["model: unknown option 'temprature'", "did you mean 'temperature'"], 2),
+    "unknown_config_section": (["--config", "TYPO_SECTION"], "real",
+                               ["unknown option 'trainr.max_epochs'", "did you mean 'trainer.max_epochs'"], 2),
     "negative_coefficient": (["--config", "VICREG", "--model.init_args.sim_coeff", "-1"], "real",
                              ["sim_coeff must be >= 0"], 1),
     "alpha_negative": (["--config", "INFONCE", "--model.init_args.alpha", "-0.5"], "real", ["alpha must be >= 0"], 1),
@@ -62,7 +73,7 @@ PLACEHOLDERS = {
 
 
 def special_files(tmp: Path) -> dict[str, str]:
-    """A truncated checkpoint, and a checkpoint of another method and backbone."""
+    """A truncated checkpoint, a checkpoint of another method and backbone, and configs with a misspelt key."""
     import torch
 
     corrupt = tmp / "corrupt.ckpt"
@@ -70,7 +81,12 @@ def special_files(tmp: Path) -> dict[str, str]:
     foreign = tmp / "foreign.ckpt"
     torch.save({"state_dict": {}, "hyper_parameters": {"_class_path": "sslprobe.methods.BarlowTwins",
                                                        "backbone": "resnet18"}}, foreign)
-    return {"CORRUPT": str(corrupt), "FOREIGN": str(foreign)}
+    typo_config = tmp / "typo_key.yaml"
+    typo_config.write_text("model:\n  init_args:\n    temprature: 0.3\n")
+    typo_section = tmp / "typo_section.yaml"
+    typo_section.write_text("trainr:\n  max_epochs: 1\n")
+    return {"CORRUPT": str(corrupt), "FOREIGN": str(foreign), "TYPO_CONFIG": str(typo_config),
+            "TYPO_SECTION": str(typo_section)}
 
 
 def data_root(kind: str, cifar_root: Path, tmp: Path) -> Path:

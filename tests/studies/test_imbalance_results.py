@@ -79,6 +79,11 @@ def test_aggregate_only_from_a_fixed_csv(tmp_path):
     assert "No difference is distinguishable from zero." in reading
     not_distinguishable = reading.split("Not distinguishable")[1]
     assert "SimCLR − random init, top-1 (mlp, none: +24.0 ± 5.7 [-26.8, +74.8])" in not_distinguishable
+    # kNN equals top-1 in this file, so its baseline difference is the same numbers under its own name
+    assert "| SimCLR − random init, kNN top-1 | mlp | none | 2 | +24.0 points ± 5.7 [-26.8, +74.8] | " \
+        "no: interval contains 0 |" in summary
+    assert "- Above the random-init baseline by more than the interval, top-1: 0 of " in reading
+    assert "- Above the random-init baseline by more than the interval, kNN top-1: 0 of " in reading
     # 2,000 test images at the mean top-1 (0.402): sqrt(0.402 * 0.598 / 2000) = 1.10 points
     assert "±1.10 points" in summary
     assert (tmp_path / "figure4.png").stat().st_size > 10_000
@@ -163,6 +168,12 @@ def make_study(out: Path, cells) -> None:
             (probes / "knn_monitor.json").write_text(json.dumps({"history": history}))
 
 
+def tables_before_knn_baseline(summary: str) -> str:
+    """``summary`` up to its reading, without the kNN − random init rows."""
+    tables = summary.split("## Reading", 1)[0]
+    return "\n".join(line for line in tables.splitlines() if "random init, kNN top-1" not in line)
+
+
 def test_outputs_are_byte_identical_to_the_code_before_typed_rows(tmp_path, monkeypatch):
     old = reference_module("reference_reproduce_imbalance", "scripts/reproduce_imbalance.py", tmp_path)
     old_report = reference_module("reference_study_report", "sslprobe/studies/report.py", tmp_path)
@@ -189,9 +200,14 @@ def test_outputs_are_byte_identical_to_the_code_before_typed_rows(tmp_path, monk
     assert len(cells) == 2 * 3 * 2 * 2 + 3 * 2
     assert len(rows) == len(cells) - 1 + 3 * 2  # every finished cell, plus a random init per (imbalance, seed)
     assert (after / "results.csv").read_bytes() == (before / "results.csv").read_bytes()
-    assert (after / "summary.md").read_bytes() == summary_from_runs
+    # Since then the summary also compares kNN top-1 with random init (table rows and the reading's
+    # counts); everything else is byte-identical.
+    assert tables_before_knn_baseline((after / "summary.md").read_text()) == \
+        tables_before_knn_baseline(summary_from_runs.decode())
+    assert "random init, kNN top-1 | mlp | none | 2 |" in (after / "summary.md").read_text()
     aggregate(after)
-    assert (after / "summary.md").read_bytes() == (before / "summary.md").read_bytes()
+    assert tables_before_knn_baseline((after / "summary.md").read_text()) == \
+        tables_before_knn_baseline((before / "summary.md").read_text())
     assert (after / "figure4.png").stat().st_size > 10_000
 
 

@@ -9,6 +9,9 @@ from lightning.pytorch import LightningModule, Trainer
 
 from sslprobe.callbacks.base import ProbeCallback, extract_features, probes_dir
 from sslprobe.probes.linear import knn_predict
+from sslprobe.probes.linear_protocol import LinearEvalOptions
+
+KNN_DEFAULTS = LinearEvalOptions()  # k and temperature: the linear-evaluation probe's kNN, one definition
 
 INITIAL_EPOCH = 0  # `measure`'s epoch (epochs trained, counted from 1) for the network before any step
 
@@ -46,8 +49,8 @@ class KNNMonitor(ProbeCallback):
         every_n_epochs: int | None = 1,
         train_size: int = 5000,
         test_size: int = 1000,
-        k: int = 200,
-        temperature: float = 0.1,
+        k: int = KNN_DEFAULTS.knn_k,
+        temperature: float = KNN_DEFAULTS.knn_temperature,
         batch_size: int = 512,
         seed: int = 0,
         at_start: bool = True,

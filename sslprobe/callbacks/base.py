@@ -1,6 +1,7 @@
 """The shared schedule of the probe callbacks, and how they write and log what they measure.
 
-A probe callback decides *when* (every ``every_n_epochs`` and once at the end of training) and
+A probe callback decides *when* (every ``every_n_epochs``, once at the end of training, and, for
+those with ``at_start``, on the initial network before the first step) and
 *where* results go (``<run dir>/probes/`` and the loggers); the measurement is its `measure`
 method, which also runs without a trainer (``python -m sslprobe probe``). Probes run on global
 rank 0 only, from the full (identical) weights, in eval mode: no collective is involved, so they
@@ -21,6 +22,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
 
 PROBES_DIR = "probes"
+INITIAL_EPOCH = 0  # `measure`'s epoch (epochs trained, counted from 1) for the network before any step
 
 
 @contextlib.contextmanager
@@ -79,6 +81,11 @@ class ProbeCallback(Callback):
     offers it as ``--probes.<config_key>`` (and, with ``from_checkpoint``, as ``probe --what
     <name>``) without being told. ``name`` prefixes its logged metrics and its files.
 
+    A subclass that sets ``at_start`` also measures the initial network at step 0 (epoch
+    `INITIAL_EPOCH`), so its curve starts at the random-init level; it says by `has_initial`
+    whether its restored history holds that row already, so a resumed run never measures its
+    trained network as the initial one.
+
     Args:
         every_n_epochs: also measure after every n-th training epoch (None: only at the end).
     """
@@ -86,6 +93,7 @@ class ProbeCallback(Callback):
     name = "probe"
     config_key: str | None = None
     from_checkpoint = True  # `python -m sslprobe probe` can run it on a saved checkpoint
+    at_start = False  # measure the initial network at step 0 (subclasses take it as an argument)
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -125,7 +133,16 @@ class ProbeCallback(Callback):
             self._explained = True
         return {f"{self.name}/applicable": 0.0}
 
+    def has_initial(self) -> bool:
+        """Whether the history holds the initial network's measurement (a resumed run)."""
+        return False
+
     # ---------------------------------------------------------------- schedule
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        # A resumed run has trained already (global_step > 0) or has its initial row in the history.
+        if self.at_start and trainer.global_step == 0 and not self.has_initial():
+            self._run(trainer, pl_module, INITIAL_EPOCH - 1)
+
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if self.every_n_epochs and (trainer.current_epoch + 1) % self.every_n_epochs == 0:
             self._run(trainer, pl_module, trainer.current_epoch)
@@ -136,9 +153,11 @@ class ProbeCallback(Callback):
             self._run(trainer, pl_module, epoch)
 
     def _run(self, trainer: Trainer, pl_module: LightningModule, epoch: int) -> None:
+        """Measure after Lightning's 0-based ``epoch`` (-1: the initial network, logged as epoch 0)."""
         from sslprobe.callbacks.progress import RunProgressBar
 
-        self.last_measured_epoch = epoch
+        if epoch >= 0:
+            self.last_measured_epoch = epoch
         if not trainer.is_global_zero or trainer.sanity_checking:
             return
         bar = trainer.progress_bar_callback
@@ -152,7 +171,7 @@ class ProbeCallback(Callback):
         finally:
             self._progress = None
         scalars[f"{self.name}/seconds"] = time.perf_counter() - start
-        self.log_results(trainer, scalars, epoch)
+        self.log_results(trainer, scalars, max(epoch, 0))
 
     def progress(self, description: str, total: int):
         """Context manager for one phase of `measure` (``total`` units); yields ``advance(n=1)``.

@@ -5,15 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from lightning.pytorch import LightningModule, Trainer
+from lightning.pytorch import LightningModule
 
-from sslprobe.callbacks.base import ProbeCallback, extract_features, probes_dir
+from sslprobe.callbacks.base import INITIAL_EPOCH, ProbeCallback, extract_features, probes_dir
 from sslprobe.probes.linear import knn_predict
 from sslprobe.probes.linear_protocol import LinearEvalOptions
 
 KNN_DEFAULTS = LinearEvalOptions()  # k and temperature: the linear-evaluation probe's kNN, one definition
-
-INITIAL_EPOCH = 0  # `measure`'s epoch (epochs trained, counted from 1) for the network before any step
 
 
 class KNNMonitor(ProbeCallback):
@@ -79,13 +77,8 @@ class KNNMonitor(ProbeCallback):
         (probes_dir(run_dir) / "knn_monitor.json").write_text(json.dumps(payload, indent=2))
         return {"knn/top1": top1}
 
-    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        # A resumed run has trained already (global_step > 0) or has its initial row in the history.
-        if not self.at_start or trainer.global_step > 0 or any(r["epochs_trained"] == 0 for r in self.history):
-            return
-        if trainer.is_global_zero:
-            scalars = self.measure(pl_module, trainer.datamodule, Path(trainer.default_root_dir), INITIAL_EPOCH)
-            self.log_results(trainer, scalars, 0)
+    def has_initial(self) -> bool:
+        return any(row["epochs_trained"] == INITIAL_EPOCH for row in self.history)
 
     def state_dict(self) -> dict:
         return {**super().state_dict(), "history": [dict(row) for row in self.history]}

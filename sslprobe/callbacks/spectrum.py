@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from lightning.pytorch import LightningModule
 
-from sslprobe.callbacks.base import ProbeCallback, evaluation_mode, in_chunks, probes_dir, save_figure
+from sslprobe.callbacks.base import INITIAL_EPOCH, ProbeCallback, evaluation_mode, in_chunks, probes_dir, save_figure
 from sslprobe.nn.heads import last_linear
 from sslprobe.probes.spectrum import spectrum_report
 
@@ -21,13 +21,14 @@ FILE_KEYS = {  # spectrum.npz array name -> spectrum_report key
 
 
 class ProjectorSpectrum(ProbeCallback):
-    """Tracks collapse over training (every ``every_n_epochs`` and at the end of fit).
+    """Tracks collapse over training (on the initial network, every ``every_n_epochs``, at the end of fit).
 
     Measures the singular values of the projector's last ``nn.Linear`` and the eigenvalues of
     the covariance of backbone features and of embeddings on a fixed probe set of
     ``num_images`` test images (no augmentation, eval mode); derives effective rank (RankMe),
     stable rank and the number of collapsed directions (eigenvalue below
-    ``collapse_threshold`` × the largest). Writes ``probes/spectrum.npz`` (arrays ``epochs`` (counted from 1),
+    ``collapse_threshold`` × the largest). Writes ``probes/spectrum.npz`` (arrays ``epochs`` (epochs
+    trained, counted from 1; 0 is the initial network, measured at step 0 with ``at_start``),
     ``weight_singular_values``, ``feature_eigenvalues``, ``embedding_eigenvalues`` with one row
     per measurement, plus the derived scalars per row), ``probes/spectrum.png`` and
     ``probes/spectrum_heatmap.png``. The history survives resume (``state_dict``).
@@ -38,6 +39,8 @@ class ProjectorSpectrum(ProbeCallback):
         collapse_threshold: relative eigenvalue below which a direction counts as collapsed.
         batch_size: images per forward pass.
         seed: choice of the probe images.
+        at_start: measure the initial network at step 0 (its row is epoch 0), the untrained
+            level every spectrum is read against.
     """
 
     name = "spectrum"
@@ -50,13 +53,17 @@ class ProjectorSpectrum(ProbeCallback):
         collapse_threshold: float = 1e-4,
         batch_size: int = 512,
         seed: int = 0,
+        at_start: bool = True,
     ):
         super().__init__(every_n_epochs)
         if num_images < 2 or batch_size < 1 or not collapse_threshold > 0:
             raise ValueError("ProjectorSpectrum needs num_images >= 2, batch_size >= 1, collapse_threshold > 0")
         self.num_images, self.collapse_threshold = num_images, collapse_threshold
-        self.batch_size, self.seed = batch_size, seed
+        self.batch_size, self.seed, self.at_start = batch_size, seed, at_start
         self.history: dict[str, list] = {"epochs": []}
+
+    def has_initial(self) -> bool:
+        return INITIAL_EPOCH in self.history["epochs"]
 
     def probe_images(self, datamodule) -> torch.Tensor:
         _, test = datamodule.evaluation_sets()
@@ -105,7 +112,8 @@ class ProjectorSpectrum(ProbeCallback):
         epoch = self.history["epochs"][-1]
         figures = {
             "spectrum": save_figure(
-                plot_spectrum(latest, title=f"Spectra after epoch {epoch}", collapse_threshold=self.collapse_threshold),
+                plot_spectrum(latest, title="Spectra of the initial network" if epoch == INITIAL_EPOCH
+                              else f"Spectra after epoch {epoch}", collapse_threshold=self.collapse_threshold),
                 directory / "spectrum.png"),
             "heatmap": save_figure(
                 plot_spectrum_heatmap(arrays["epochs"], np.asarray(self.history["embeddings_eigenvalues"]),

@@ -130,6 +130,41 @@ def accuracy_table(rows: list[StudyRow], names: Mapping[str, str], key: str) -> 
     return lines
 
 
+def rank_changes(rows: list[StudyRow], names: Mapping[str, str]) -> list[dict]:
+    """Per (method, projector, imbalance): the embeddings' effective rank of the untrained and the
+    trained network of each run, and trained − untrained paired by run, where both were measured."""
+    found = []
+    for method, projector in cells(rows, list(names)):
+        for imbalance in ordered_imbalances(rows):
+            initial = per_seed(rows, method, projector, imbalance, "initial_effective_rank")
+            final = per_seed(rows, method, projector, imbalance, "effective_rank")
+            change = paired_difference(final, initial)
+            if change is not None:
+                found.append({"method": names.get(method, method), "projector": projector, "imbalance": imbalance,
+                              "initial": summarize_seeds(initial[s] for s in sorted(set(initial) & set(final))),
+                              "final": summarize_seeds(final[s] for s in sorted(set(initial) & set(final))),
+                              "summary": change})
+    return found
+
+
+def rank_section(found: list[dict]) -> list[str]:
+    """The effective-rank table of `rank_changes` and how many cells lost or gained rank in training."""
+    lines = ["## Effective rank of the embeddings (RankMe)", "",
+             "| method | projector | imbalance | n | untrained | trained | trained − untrained | "
+             "distinguishable from 0 |", "|---|---|---|---|---|---|---|---|"]
+    for d in found:
+        lines.append(f"| {d['method']} | {d['projector']} | {d['imbalance']} | {d['summary'].n} | "
+                     f"{format_points(d['initial'], scale=1)} | {format_points(d['final'], scale=1)} | "
+                     f"{format_points(d['summary'], scale=1, signed=True)} | {verdict(d['summary'])} |")
+    lost = sum(1 for d in found if d["summary"].excludes_zero and d["summary"].mean < 0)
+    gained = sum(1 for d in found if d["summary"].excludes_zero and d["summary"].mean > 0)
+    lines += ["", "RankMe of the centred covariance of the embeddings (the backbone features without projector) "
+              "on the spectrum probe's fixed test images: the run's own network at step 0 (untrained) and after "
+              f"its last epoch, paired by run. Rank lost in training, by more than the interval: {lost} of "
+              f"{len(found)} cells; gained: {gained}.", ""]
+    return lines
+
+
 def summary_markdown(rows: list[StudyRow], names: Mapping[str, str]) -> str:
     """The study's summary.md: tables, sampling error, paired differences, and the reading.
 
@@ -166,7 +201,11 @@ def summary_markdown(rows: list[StudyRow], names: Mapping[str, str]) -> str:
     for d in found:
         out.append(f"| {d['what']} | {d['projector']} | {d['imbalance']} | {d['summary'].n} | "
                    f"{format_points(d['summary'], signed=True, unit=d['unit'])} | {verdict(d['summary'])} |")
-    out += ["", "## Reading", "", *reading(found, n, sampling), ""]
+    out += [""]
+    ranks = rank_changes(rows, names)
+    if ranks:
+        out += rank_section(ranks)
+    out += ["## Reading", "", *reading(found, n, sampling), ""]
     return "\n".join(out)
 
 

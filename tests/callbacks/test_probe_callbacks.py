@@ -10,10 +10,12 @@ import pytest
 import torch
 import yaml
 from helpers import tiny_fit_args  # tests/helpers.py
+from lightning.pytorch import seed_everything
 
 from sslprobe.callbacks import LandscapeProbe
 from sslprobe.callbacks.landscape import ProbeTargetError, resolve_target
 from sslprobe.cli import main
+from sslprobe.data.augment import normalize_images
 from sslprobe.data.datamodule import CIFAR10DataModule
 from sslprobe.methods import SimCLR, SpectralContrastive
 
@@ -62,16 +64,16 @@ def probed_run(tmp_path_factory, cifar_root) -> Path:
 def test_fit_writes_every_probe_file(probed_run):
     probes = probed_run / "probes"
     with np.load(probes / "spectrum.npz") as spectrum:
-        assert spectrum["epochs"].tolist() == [1, 2]  # counted from 1
-        assert spectrum["weight_singular_values"].shape == (2, 8)  # 8 x 16 last layer
-        assert spectrum["feature_eigenvalues"].shape == (2, 16)
-        assert spectrum["embedding_eigenvalues"].shape == (2, 8)
+        assert spectrum["epochs"].tolist() == [0, 1, 2]  # 0: the initial network; then counted from 1
+        assert spectrum["weight_singular_values"].shape == (3, 8)  # 8 x 16 last layer
+        assert spectrum["feature_eigenvalues"].shape == (3, 16)
+        assert spectrum["embedding_eigenvalues"].shape == (3, 8)
         assert np.all(np.diff(spectrum["embedding_eigenvalues"], axis=1) <= 1e-12)  # descending
     # The last measurement is of the final weights: the singular values of the checkpoint's last layer.
     checkpoint = torch.load(probed_run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     with np.load(probes / "spectrum.npz") as spectrum:
         expected = torch.linalg.svdvals(checkpoint["state_dict"]["projector.3.weight"].double()).numpy()
-        np.testing.assert_allclose(spectrum["weight_singular_values"][1], expected, rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(spectrum["weight_singular_values"][2], expected, rtol=1e-5, atol=1e-7)
     with np.load(probes / "landscape_epoch2.npz") as landscape:
         assert landscape["loss_2d"].shape == (5, 5) and landscape["loss_1d"].shape == (5,)
         assert landscape["a"][0] == 0.0 and landscape["a"][-1] == 2.0
@@ -128,9 +130,6 @@ def test_fit_writes_every_probe_file(probed_run):
 def test_random_init_baseline_is_the_untrained_network_of_the_run(probed_run, cifar):
     # Built here with the run's seed (quickstart.yaml: seed_everything 0) and the fit's architecture,
     # evaluated by the probe function directly on the same balanced sets and protocol.
-    from lightning.pytorch import seed_everything
-
-    from sslprobe.data.augment import normalize_images
     from sslprobe.data.cifar import balanced_subset
     from sslprobe.probes import LinearEvalOptions, linear_evaluation
 
@@ -150,6 +149,46 @@ def test_random_init_baseline_is_the_untrained_network_of_the_run(probed_run, ci
     assert len(list((probed_run.parent.parent / "random_init_cache").glob("*.json"))) == 1
 
 
+def test_spectrum_epoch_zero_is_the_untrained_network(probed_run, cifar):
+    # The run's architecture built with its seed (seed_everything 0) and measured here: backbone
+    # features of the probe images (the first 256 of a seed-0 permutation of the test set, in
+    # index order), their centred covariance eigenvalues, and the initial last layer's σ.
+    seed_everything(0)
+    initial = SimCLR(temperature=0.5, backbone="resnet12", backbone_kwargs={"widths": [4, 8, 8, 16]},
+                     projector="mlp", hidden_dim=16, output_dim=8, lr=0.06, min_lr=0.001).eval()
+    chosen = torch.randperm(len(cifar.test.labels), generator=torch.Generator().manual_seed(0))[:256].sort().values
+    with torch.no_grad():
+        features = initial.backbone(normalize_images(cifar.test.images[chosen])).double().numpy()
+    centred = features - features.mean(axis=0)
+    expected = np.sort(np.linalg.eigvalsh(centred.T @ centred / len(centred)))[::-1]
+    sigma = np.linalg.svd(initial.projector[3].weight.detach().double().numpy(), compute_uv=False)
+    with np.load(probed_run / "probes" / "spectrum.npz") as spectrum:
+        np.testing.assert_allclose(spectrum["feature_eigenvalues"][0], expected, rtol=1e-4, atol=1e-9)
+        np.testing.assert_allclose(spectrum["weight_singular_values"][0], sigma, rtol=1e-5, atol=1e-7)
+        assert not np.allclose(spectrum["feature_eigenvalues"][0], spectrum["feature_eigenvalues"][2], rtol=1e-3)
+
+
+def test_initial_spectrum_leaves_training_unchanged_and_is_not_repeated_on_resume(probed_run, tmp_path, cifar_root):
+    import shutil
+
+    # Without the step-0 measurement the weights are bitwise the same: it draws no random number.
+    without = fit(tmp_path / "without", cifar_root, "sslprobe.methods.SimCLR", "--probes.spectrum.at_start", "false")
+    trained = torch.load(probed_run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    other = torch.load(without / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert trained["state_dict"].keys() == other["state_dict"].keys()
+    assert all(torch.equal(trained["state_dict"][k], other["state_dict"][k]) for k in trained["state_dict"])
+    with np.load(without / "probes" / "spectrum.npz") as spectrum:
+        assert spectrum["epochs"].tolist() == [1, 2]
+    # A resumed run continues the history and does not measure its trained network as epoch 0.
+    root = tmp_path / "resumed"
+    shutil.copytree(probed_run, root / "probes" / "v")
+    fit(root, cifar_root, "sslprobe.methods.SimCLR", "--trainer.max_epochs", "3", "--ckpt_path", "last")
+    with np.load(root / "probes" / "v" / "probes" / "spectrum.npz") as spectrum, \
+            np.load(probed_run / "probes" / "spectrum.npz") as before:
+        assert spectrum["epochs"].tolist() == [0, 1, 2, 3]
+        np.testing.assert_array_equal(spectrum["feature_eigenvalues"][:3], before["feature_eigenvalues"][:3])
+
+
 def test_probe_entry_remeasures_a_checkpoint(probed_run, capsys):
     before = json.loads((probed_run / "probes" / "linear_eval.json").read_text())
     (probed_run / "probes" / "linear_eval.json").unlink()
@@ -165,9 +204,10 @@ def test_probe_entry_remeasures_a_checkpoint(probed_run, capsys):
     assert after["random_init_top1"] == before["random_init_top1"]
     assert after["random_init_cache"] == before["random_init_cache"]
     with np.load(probed_run / "probes" / "spectrum.npz") as spectrum:
-        # the history saved with the checkpoint continues: two epochs from training, one from `probe`
-        assert spectrum["epochs"].tolist() == [1, 2, 2]
-        assert np.allclose(spectrum["embedding_eigenvalues"][1], spectrum["embedding_eigenvalues"][2], rtol=1e-5)
+        # the history saved with the checkpoint continues: the initial network and two epochs from
+        # training, one from `probe`
+        assert spectrum["epochs"].tolist() == [0, 1, 2, 2]
+        assert np.allclose(spectrum["embedding_eigenvalues"][2], spectrum["embedding_eigenvalues"][3], rtol=1e-5)
     assert "wrote" in capsys.readouterr().out
 
 

@@ -89,6 +89,39 @@ def test_aggregate_only_from_a_fixed_csv(tmp_path):
     assert (tmp_path / "figure4.png").stat().st_size > 10_000
 
 
+def test_effective_rank_untrained_against_trained_by_hand(tmp_path):
+    # Three seeds of one cell: RankMe after training 20, 24, 22 and of the same run's network at
+    # step 0 40, 41, 45. Untrained: mean 42.0, sd √7 = 2.65, half width t(2) 4.303 · 2.65 / √3 =
+    # 6.57 -> [35.4, 48.6]; trained: 22.0, sd 2.0, 4.303 · 2 / √3 = 4.97 -> [17.0, 27.0];
+    # trained − untrained per run -20, -17, -23: -20.0, sd 3.0, 4.303 · 3 / √3 = 7.45 -> [-27.5, -12.5].
+    columns = ["method", "imbalance", "projector", "seed", "top1", "effective_rank", "initial_effective_rank"]
+    with open(tmp_path / "results.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(columns)
+        for seed, (final, initial) in enumerate(((20, 40), (24, 41), (22, 45))):
+            writer.writerow(["simclr", "none", "none", seed, 0.4, final, initial])
+        writer.writerow(["spectral", "none", "none", 0, 0.4, 30, ""])  # no step-0 spectrum: no rank row
+    aggregate(tmp_path)
+    summary = (tmp_path / "summary.md").read_text()
+    assert "| SimCLR | none | none | 3 | 42.0 ± 2.6 [35.4, 48.6] | 22.0 ± 2.0 [17.0, 27.0] | " \
+        "-20.0 ± 3.0 [-27.5, -12.5] | yes, below 0 |" in summary
+    assert "| SCL | none |" not in summary.split("## Effective rank", 1)[1].split("## Reading")[0]
+    assert "Rank lost in training, by more than the interval: 1 of 1 cells; gained: 0." in summary
+
+
+def test_collect_reads_the_initial_rank_only_from_an_epoch_zero_spectrum(tmp_path):
+    cells = grid(["simclr"], ["none"], ["none"], 2)
+    for cell, epochs in zip(cells, ([0, 1, 2], [1, 2]), strict=True):
+        probes = tmp_path / "runs" / "imbalance" / cell.name / "probes"
+        probes.mkdir(parents=True)
+        (probes / "linear_eval.json").write_text(json.dumps({"top1": 0.4, "num_test": 500}))
+        np.savez(probes / "spectrum.npz", epochs=np.array(epochs), embeddings_effective_rank=np.array(
+            [50.0, 30.0, 25.0][-len(epochs):]))
+    first, second = collect(cells, tmp_path, "imbalance")
+    assert (first.initial_effective_rank, first.effective_rank) == (50.0, 25.0)
+    assert (second.initial_effective_rank, second.effective_rank) == (None, 25.0)
+
+
 def test_rows_read_back_typed_with_absent_columns_as_none(tmp_path):
     write_fixed_csv(tmp_path / "results.csv")
     rows = read_csv(tmp_path / "results.csv")
@@ -199,7 +232,12 @@ def test_outputs_are_byte_identical_to_the_code_before_typed_rows(tmp_path, monk
     assert ",nan," in text and ",," in text  # a missing spectrum and empty cells are both exercised
     assert len(cells) == 2 * 3 * 2 * 2 + 3 * 2
     assert len(rows) == len(cells) - 1 + 3 * 2  # every finished cell, plus a random init per (imbalance, seed)
-    assert (after / "results.csv").read_bytes() == (before / "results.csv").read_bytes()
+    # Since then results.csv has one more, last column (initial_effective_rank, empty here: these
+    # spectra have no epoch-0 row); the columns before it are byte-identical.
+    assert text.splitlines()[0].endswith(",initial_effective_rank")
+    assert all(line.endswith(",") for line in text.splitlines()[1:])
+    assert "\n".join(line[:-1] for line in text.splitlines()[1:]) == \
+        "\n".join((before / "results.csv").read_text().splitlines()[1:])
     # Since then the summary also compares kNN top-1 with random init (table rows and the reading's
     # counts); everything else is byte-identical.
     assert tables_before_knn_baseline((after / "summary.md").read_text()) == \

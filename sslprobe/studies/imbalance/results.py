@@ -40,7 +40,8 @@ class StudyRow:
 
     Accuracies are fractions in [0, 1]; None where not measured (written as an empty cell).
     The random-init row has method ``random_init``, projector ``none``, no effective rank and
-    no kNN monitor; its ``run_dir`` is its cache file.
+    no kNN monitor (a run's own ``initial_effective_rank`` and ``knn_monitor_initial`` are its
+    untrained network's); its ``run_dir`` is its cache file.
     """
 
     method: str
@@ -59,6 +60,7 @@ class StudyRow:
     random_init_knn_top1: float | None = _from_linear_eval(RUN_ONLY)
     knn_monitor_initial: float | None = None  # kNN monitor before training (epoch 0), if measured
     knn_monitor_final: float | None = None  # kNN monitor after the last epoch
+    initial_effective_rank: float | None = None  # RankMe of the initial network's embeddings (spectrum epoch 0)
 
     @classmethod
     def columns(cls) -> list[str]:
@@ -67,14 +69,16 @@ class StudyRow:
 
     @classmethod
     def of_run(cls, cell: Cell, result: Mapping, effective_rank: float, run_dir: str,
-               knn_history: list[dict]) -> StudyRow:
-        """The row of a finished cell from its ``linear_eval.json`` (``result``) and kNN monitor history."""
+               knn_history: list[dict], initial_effective_rank: float | None = None) -> StudyRow:
+        """The row of a finished cell from its ``linear_eval.json`` (``result``), kNN monitor history
+        and embedding ranks (last and initial spectrum)."""
         measured = {f.name: result.get(f.name) for f in fields(cls) if f.metadata.get(SOURCE)}
         initial = knn_history[0]["top1"] if knn_history and knn_history[0]["epochs_trained"] == 0 else None
         return cls.typed(method=cell.method, imbalance=cell.imbalance, projector=cell.projector, seed=cell.seed,
                          effective_rank=effective_rank, run_dir=run_dir, **measured,
                          knn_monitor_initial=initial,
-                         knn_monitor_final=knn_history[-1]["top1"] if knn_history else None)
+                         knn_monitor_final=knn_history[-1]["top1"] if knn_history else None,
+                         initial_effective_rank=initial_effective_rank)
 
     @classmethod
     def of_random_init(cls, cell: Cell, result: Mapping) -> StudyRow:
@@ -161,13 +165,17 @@ def collect(cells: list[Cell], out: Path, study: str) -> list[StudyRow]:
             continue
         result = json.loads(path.read_text())
         spectrum = path.parent / "spectrum.npz"
-        effective_rank = math.nan
+        effective_rank, initial_rank = math.nan, None
         if spectrum.is_file():
             with np.load(spectrum) as arrays:
-                effective_rank = float(arrays["embeddings_effective_rank"][-1])
+                ranks = arrays["embeddings_effective_rank"]
+                effective_rank = float(ranks[-1])
+                if "epochs" in arrays and len(ranks) > 1 and arrays["epochs"][0] == 0:  # epoch 0: initial
+                    initial_rank = float(ranks[0])
         monitor = path.parent / "knn_monitor.json"
         history = json.loads(monitor.read_text())["history"] if monitor.is_file() else []
-        rows.append(StudyRow.of_run(cell, result, effective_rank, str(path.parent.parent.relative_to(out)), history))
+        rows.append(StudyRow.of_run(cell, result, effective_rank, str(path.parent.parent.relative_to(out)), history,
+                                    initial_rank))
         if result.get("random_init_top1") is not None:
             baselines.setdefault((cell.imbalance, cell.seed), StudyRow.of_random_init(cell, result))
     return rows + [baselines[key] for key in sorted(baselines)]

@@ -44,6 +44,7 @@ def test_progress_bar_in_a_real_fit(cifar_root, tmp_path):
     assert "run: my_run" in text and "v_num" not in text
     rates = [float(value) for value in re.findall(r"img/s: ([0-9.]+)", text)]
     assert rates and all(rate > 0 for rate in rates)
-    # one spectrum measurement per epoch, each a task of its 64 images on the run's display
-    assert seen == [("spectrum: features", 64)] * 2
+    # one spectrum measurement of the initial network and one per epoch, each a task of its 64
+    # images on the run's display
+    assert seen == [("spectrum: features", 64)] * 3
     assert "spectrum: features" in text

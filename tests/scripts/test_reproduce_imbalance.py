@@ -85,10 +85,13 @@ def test_smoke_grid_end_to_end_and_resume(tmp_path, cifar_root, capsys):
         per_class = [value for value in linear["per_class"] if value is not None]
         assert linear["balanced"] == pytest.approx(float(np.mean(per_class)), rel=1e-9)
         with np.load(run / "probes" / "spectrum.npz") as spectrum:
-            sigma = np.sqrt(np.clip(spectrum["embedding_eigenvalues"][-1], 0, None))
-        share = sigma[sigma > 0] / sigma.sum()
-        assert float(row["effective_rank"]) == pytest.approx(float(np.exp(-(share * np.log(share)).sum())), rel=1e-3)
+            assert spectrum["epochs"][0] == 0  # the untrained network, measured at step 0
+            for column, index in (("effective_rank", -1), ("initial_effective_rank", 0)):
+                sigma = np.sqrt(np.clip(spectrum["embedding_eigenvalues"][index], 0, None))
+                share = sigma[sigma > 0] / sigma.sum()
+                assert float(row[column]) == pytest.approx(float(np.exp(-(share * np.log(share)).sum())), rel=1e-3)
     assert (out / "summary.md").is_file() and (out / "figure4.png").is_file()
+    assert "## Effective rank of the embeddings (RankMe)" in (out / "summary.md").read_text()
     # Each cell's subset follows its preset (rescaled to 200 images).
     subset = json.loads((out / "runs" / "imbalance" / "simclr_high_mlp_seed0" / "subset.json").read_text())
     assert subset["class_counts"][3] == 0 and sum(subset["class_counts"]) == 200

@@ -140,10 +140,10 @@ def rank_changes(rows: list[StudyRow], names: Mapping[str, str]) -> list[dict]:
             final = per_seed(rows, method, projector, imbalance, "effective_rank")
             change = paired_difference(final, initial)
             if change is not None:
+                shared = sorted(set(initial) & set(final))
                 found.append({"method": names.get(method, method), "projector": projector, "imbalance": imbalance,
-                              "initial": summarize_seeds(initial[s] for s in sorted(set(initial) & set(final))),
-                              "final": summarize_seeds(final[s] for s in sorted(set(initial) & set(final))),
-                              "summary": change})
+                              "initial": summarize_seeds(initial[s] for s in shared),
+                              "final": summarize_seeds(final[s] for s in shared), "summary": change})
     return found
 
 

@@ -14,10 +14,12 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from sslprobe.studies.statistics import (
+    MAX_SEEDS,
     SeedSummary,
     binomial_standard_error,
     format_points,
     paired_difference,
+    power_analysis,
     relative_drop,
     summarize_seeds,
 )
@@ -28,6 +30,8 @@ if TYPE_CHECKING:
 RANDOM_INIT = "random_init"
 BASE_IMBALANCE = "none"
 BASELINE_SCORES = {"top1": "top-1", "knn_top1": "kNN top-1"}  # the scores compared with random init
+TARGET_HALF_WIDTH = 0.02  # the power analysis asks for a 95 % half-width of 2 points (2 % for Δ)
+TARGET_POWER = 0.8
 
 
 def _finite(value) -> bool:
@@ -165,6 +169,42 @@ def rank_section(found: list[dict]) -> list[str]:
     return lines
 
 
+def equivalence_bound(summary: SeedSummary) -> float:
+    """The largest |difference| the 95 % interval allows: |true difference| < bound (same units)."""
+    return max(abs(summary.low), abs(summary.high))
+
+
+def _seeds(count: int | None) -> str:
+    return f"> {MAX_SEEDS:,}" if count is None else str(count)
+
+
+def power_section(found: list[dict], target: float = TARGET_HALF_WIDTH) -> list[str]:
+    """Per paired difference: its sd, the half-width its seeds give, and the seeds it would need."""
+    rows = [(d, power_analysis(d["summary"], target, TARGET_POWER)) for d in found]
+    rows = [(d, p) for d, p in rows if p is not None]
+    if not rows:
+        return []
+    points = f"{100 * target:g}"
+    lines = ["## Power analysis (how many seeds each paired difference needs)", "",
+             f"| difference | projector | imbalance | n | paired sd | 95 % half-width now | seeds for ±{points} | "
+             f"power now (observed mean) | seeds for {100 * TARGET_POWER:.0f} % power (observed mean) |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for d, p in rows:
+        unit = "%" if d["unit"] == "%" else ""
+        power = "—" if p.power is None else f"{100 * p.power:.0f} %"
+        lines.append(f"| {d['what']} | {d['projector']} | {d['imbalance']} | {p.n} | {100 * p.sd:.1f}{unit} | "
+                     f"±{100 * p.half_width:.1f}{unit} | {_seeds(p.seeds_for_target)} | {power} | "
+                     f"{_seeds(p.seeds_for_power)} |")
+    lines += ["", f"Paired sd: of the per-seed differences. Seeds for ±{points}: the fewest seeds whose 95 % "
+              f"t-interval half-width t(0.975, n−1)·sd/√n is at most {points} points (or {points} % for Δ) at "
+              f"this sd. Power: the probability that the 95 % interval of the paired t-test excludes 0 when the "
+              f"true difference equals the observed mean (exact, from the noncentral t distribution); the last "
+              f"column is the fewest seeds for {100 * TARGET_POWER:.0f} % power against it (> {MAX_SEEDS:,}: an "
+              f"observed mean of 0 or one too small to detect). Both assume the sd stays as measured; "
+              f"re-estimate them as seeds arrive.", ""]
+    return lines
+
+
 def summary_markdown(rows: list[StudyRow], names: Mapping[str, str]) -> str:
     """The study's summary.md: tables, sampling error, paired differences, and the reading.
 
@@ -202,6 +242,7 @@ def summary_markdown(rows: list[StudyRow], names: Mapping[str, str]) -> str:
         out.append(f"| {d['what']} | {d['projector']} | {d['imbalance']} | {d['summary'].n} | "
                    f"{format_points(d['summary'], signed=True, unit=d['unit'])} | {verdict(d['summary'])} |")
     out += [""]
+    out += power_section(found)
     ranks = rank_changes(rows, names)
     if ranks:
         out += rank_section(ranks)
@@ -213,6 +254,13 @@ def reading(found: list[dict], num_seeds: int, sampling: float | None) -> list[s
     """Which differences are distinguishable from zero at this seed count, and which are not."""
     def name(d: dict) -> str:
         return f"{d['what']} ({d['projector']}, {d['imbalance']}: {format_points(d['summary'], signed=True)})"
+
+    def bounded(d: dict) -> str:
+        if d["summary"].half_width is None:  # one seed: no interval, so no bound either
+            return name(d)
+        unit = "%" if d["unit"] == "%" else " points"
+        return (f"{d['what']} ({d['projector']}, {d['imbalance']}: {format_points(d['summary'], signed=True)}, "
+                f"so |difference| < {100 * equivalence_bound(d['summary']):.1f}{unit})")
 
     if not found:
         return ["No paired difference could be formed (no method pair shares a seed)."]
@@ -229,8 +277,8 @@ def reading(found: list[dict], num_seeds: int, sampling: float | None) -> list[s
     else:
         lines.append("- No difference is distinguishable from zero.")
     if unclear:
-        lines.append(f"- Not distinguishable from zero ({len(unclear)}), not findings: "
-                     + "; ".join(map(name, unclear)) + ".")
+        lines.append(f"- Not distinguishable from zero ({len(unclear)}), bounded by their intervals instead: "
+                     + "; ".join(map(bounded, unclear)) + ".")
     for label in BASELINE_SCORES.values():
         above = [d for d in found if d["what"].endswith(f"− random init, {label}")]
         if above:
@@ -242,4 +290,25 @@ def reading(found: list[dict], num_seeds: int, sampling: float | None) -> list[s
         robust = [d for d in claim if d["summary"].excludes_zero and d["summary"].mean < 0]
         lines.append(f"- The paper's claim (SCL loses less than SimCLR under imbalance, Δ SCL − Δ SimCLR < 0): "
                      f"supported with an interval in {len(robust)} of {len(claim)} (projector, imbalance) cells.")
+        lines += [f"  - {claim_decision(d)}" for d in claim]
     return lines
+
+
+def claim_decision(d: dict) -> str:
+    """What one Δ SCL − Δ SimCLR cell decided: a finding, or the bound its interval puts on the difference."""
+    summary = d["summary"]
+    where = f"{d['projector']} projector, {d['imbalance']}, {summary.n} seed{'s' if summary.n != 1 else ''}"
+    if summary.excludes_zero is None:
+        return f"{where}: one seed, no interval: undecided."
+    interval = format_points(summary, signed=True, unit="%")
+    plan = power_analysis(summary, TARGET_HALF_WIDTH, TARGET_POWER)
+    more = (f" A half-width of ±{100 * TARGET_HALF_WIDTH:g} % needs {_seeds(plan.seeds_for_target)} seeds."
+            if plan is not None else "")
+    if summary.excludes_zero:
+        side = "SCL more robust, as the paper claims" if summary.mean < 0 else "SimCLR more robust, against the claim"
+        return f"{where}: decided, {side}: {interval}.{more}"
+    direction = ("the interval reaches the paper's direction (below 0), so it is compatible with an effect of "
+                 f"up to {100 * abs(summary.low):.1f} %" if summary.low < 0
+                 else "the interval does not reach below 0: no effect in the paper's direction is compatible")
+    return (f"{where}: no difference distinguishable; |Δ SCL − Δ SimCLR| < {100 * equivalence_bound(summary):.1f} % "
+            f"at this scale ({interval}); {direction}.{more}")

@@ -163,3 +163,124 @@ def wilson_interval(successes: int, trials: int, z: float = 1.959964) -> tuple[f
     centre = (p + z * z / (2 * trials)) / denominator
     half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denominator
     return max(0.0, centre - half), min(1.0, centre + half)
+
+
+# --- Power analysis: how many seeds a paired contrast needs ---------------------------------------
+#
+# A paired contrast (e.g. Δ SCL − Δ SimCLR at equal seed) with paired sd s over n seeds has a 95 %
+# half-width t_{0.975, n−1} · s / √n: the smallest n that brings it to h is `seeds_for_half_width`.
+# The power of the two-sided paired t-test against a true mean δ is P(|T'| > t_crit) with T' the
+# noncentral t of n − 1 degrees of freedom and noncentrality √n · δ / s. Writing T' = (Z + λ) / S
+# with S = √(V / df), V ~ χ²_df, that probability is the expectation over S of two normal tails,
+# a one-dimensional integral (`paired_t_power`, Simpson's rule over S); `seeds_for_power` is the
+# smallest n whose power reaches the target. Both searches bisect, since each quantity is monotone in n.
+
+MAX_SEEDS = 10_000  # searches stop here: "more than MAX_SEEDS" is reported as None
+
+
+def _normal_upper(x: float) -> float:
+    """P(Z > x) for a standard normal Z."""
+    return 0.5 * math.erfc(x / math.sqrt(2.0))
+
+
+def _scale_density(s: float, df: int) -> float:
+    """Density of S = √(V / df), V ~ χ²_df, at s >= 0."""
+    if s <= 0.0:
+        return math.sqrt(2.0 / math.pi) if df == 1 else 0.0
+    v = df * s * s
+    log_chi2 = (df / 2 - 1) * math.log(v) - v / 2 - (df / 2) * math.log(2.0) - math.lgamma(df / 2)
+    return 2.0 * df * s * math.exp(log_chi2)
+
+
+def paired_t_power(effect: float, sd: float, n: int, confidence: float = 0.95, intervals: int = 4000) -> float:
+    """Power of the two-sided paired t-test with ``n`` pairs against a true mean difference ``effect``.
+
+    Args:
+        effect: the true mean of the paired differences (any sign; its size matters).
+        sd: the standard deviation of one paired difference (> 0).
+        n: number of pairs (seeds), >= 2.
+        confidence: 1 − the test's level (0.95: a difference counts when its 95 % interval excludes 0).
+        intervals: Simpson intervals of the integral over S (error well below 1e-6 at the default).
+
+    Returns:
+        P(the 95 % t-interval of the mean difference excludes 0), under the normal model.
+    """
+    if n < 2 or sd <= 0:
+        raise ValueError(f"paired_t_power needs n >= 2 and sd > 0, got n={n}, sd={sd}")
+    df = n - 1
+    critical = t_quantile((1 + confidence) / 2, df)
+    shift = math.sqrt(n) * abs(effect) / sd
+    top = 1.0 + 12.0 / math.sqrt(2.0 * df) + (8.0 if df < 3 else 0.0)  # S concentrates around 1
+    h = top / intervals
+
+    def tails(s: float) -> float:
+        return (_normal_upper(critical * s - shift) + _normal_upper(critical * s + shift)) * _scale_density(s, df)
+
+    total = tails(0.0) + tails(top)
+    total += sum((4 if i % 2 else 2) * tails(i * h) for i in range(1, intervals))
+    return min(1.0, total * h / 3)
+
+
+def _smallest(condition, low: int = 2, high: int = MAX_SEEDS) -> int | None:
+    """The smallest n in [low, high] with ``condition(n)`` true (monotone in n); None if none is."""
+    if not condition(high):
+        return None
+    while low < high:
+        middle = (low + high) // 2
+        low, high = (low, middle) if condition(middle) else (middle + 1, high)
+    return low
+
+
+def half_width(sd: float, n: int, confidence: float = 0.95) -> float:
+    """The t-interval half-width t_{(1+confidence)/2, n−1} · sd / √n of a mean of n paired differences."""
+    return t_quantile((1 + confidence) / 2, n - 1) * sd / math.sqrt(n)
+
+
+def seeds_for_half_width(sd: float, target: float, confidence: float = 0.95) -> int | None:
+    """Fewest seeds (>= 2) whose interval half-width is at most ``target`` at paired sd ``sd``."""
+    return _smallest(lambda n: half_width(sd, n, confidence) <= target)
+
+
+def seeds_for_power(effect: float, sd: float, power: float = 0.8, confidence: float = 0.95) -> int | None:
+    """Fewest seeds (>= 2) at which the paired t-test detects ``effect`` with probability ``power``.
+
+    None when the effect is 0 (no number of seeds detects it) or more than `MAX_SEEDS` are needed.
+    """
+    if sd <= 0:
+        return 2
+    if effect == 0:
+        return None
+    return _smallest(lambda n: paired_t_power(effect, sd, n, confidence) >= power)
+
+
+@dataclass(frozen=True)
+class PowerAnalysis:
+    """What a paired contrast's seeds can resolve, and how many it would need.
+
+    ``half_width`` is the 95 % half-width at the current ``n``; ``seeds_for_target`` the seeds for a
+    half-width of ``target``; ``power`` the current power against an effect of the observed size and
+    ``seeds_for_power`` the seeds for 80 % power against it (None: no seed count reaches it).
+    """
+
+    n: int
+    sd: float
+    half_width: float
+    target: float
+    seeds_for_target: int | None
+    observed: float
+    power: float | None
+    seeds_for_power: int | None
+
+
+def power_analysis(summary: SeedSummary, target: float, power: float = 0.8) -> PowerAnalysis | None:
+    """`PowerAnalysis` of a paired contrast's `SeedSummary` (None with fewer than two seeds)."""
+    if summary is None or summary.sd is None:
+        return None
+    sd = summary.sd
+    current = paired_t_power(summary.mean, sd, summary.n, summary.confidence) if sd > 0 else None
+    return PowerAnalysis(
+        n=summary.n, sd=sd, half_width=summary.half_width, target=target,
+        seeds_for_target=seeds_for_half_width(sd, target, summary.confidence),
+        observed=summary.mean, power=current,
+        seeds_for_power=seeds_for_power(summary.mean, sd, power, summary.confidence),
+    )

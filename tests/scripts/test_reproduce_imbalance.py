@@ -103,6 +103,9 @@ def test_smoke_grid_end_to_end_and_resume(tmp_path, cifar_root, capsys):
     assert study.main(["--preset", "smoke", "--out", str(out), "--data-root", str(cifar_root)]) == 0
     assert "21 cells, 20 already finished" in capsys.readouterr().out
     assert lost.is_file()
+    # The same folder is not another preset's study: its cells ran under the smoke protocol.
+    assert study.main(["--preset", "cpu", "--out", str(out), "--data-root", str(cifar_root), "--dry-run"]) == 2
+    assert "21 finished cell(s) ran under another protocol than preset 'cpu'" in capsys.readouterr().err
 
 
 NEW_COLUMNS = ("num_test", "random_init_top1", "random_init_knn_top1", "knn_monitor_initial", "knn_monitor_final")

@@ -10,7 +10,15 @@ import pytest
 
 from sslprobe.studies.imbalance import METHODS, PRESETS, Cell, StudyError, grid, main
 from sslprobe.studies.imbalance.command import parse_args, sweep_yaml
-from sslprobe.studies.imbalance.grid import cell_config, fit_command, result_path
+from sslprobe.studies.imbalance.grid import (
+    cell_config,
+    finished,
+    fit_command,
+    parse_seeds,
+    planned_protocol,
+    result_path,
+    run_dir,
+)
 from sslprobe.studies.imbalance.presets import IMBALANCES, PROJECTORS, REPO, preset_config
 
 SWEEP_FILE = REPO / "configs" / "sweeps" / "imbalance.yaml"
@@ -66,7 +74,8 @@ def test_every_preset_composes_existing_config_files(name, tmp_path):
         (["--imbalances", "dirichlet:-1"], "unknown imbalance 'dirichlet:-1'"),
         (["--projectors", "linear"], "unknown projector(s) ['linear']"),
         (["--seeds", "0"], "the grid is empty"),
-        (["--seeds", "-1"], "--seeds must be >= 0"),
+        (["--seeds", "-1"], "--seeds '-1': give a count (3) or ranges of seeds"),
+        (["--seeds", "5-3"], "--seeds '5-3': give a count (3) or ranges of seeds"),
         (["--cells-per-device", "0"], "--cells-per-device must be >= 1"),
         (["--out", "/proc/sslprobe-study"], "is not writable"),
         (["--aggregate-only"], "results.csv does not exist"),
@@ -100,7 +109,8 @@ def test_the_committed_sweep_file_is_what_emit_sweep_writes(tmp_path, capsys):
     emitted = tmp_path / "sweep.yaml"
     assert main(["--preset", "paper", "--out", "results/imbalance", "--emit-sweep", str(emitted)]) == 0
     assert emitted.read_text() == SWEEP_FILE.read_text()
-    assert SWEEP_FILE.read_text() == sweep_yaml("paper", METHODS, IMBALANCES, PROJECTORS, 3, Path("results/imbalance"))
+    assert SWEEP_FILE.read_text() == sweep_yaml("paper", METHODS, IMBALANCES, PROJECTORS, [0, 1, 2],
+                                                   Path("results/imbalance"))
 
 
 def test_a_sweep_agent_command_line_runs_exactly_its_cell(tmp_path, capsys):
@@ -113,3 +123,50 @@ def test_a_sweep_agent_command_line_runs_exactly_its_cell(tmp_path, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("1 cells, 0 already finished; preset paper")
     assert [p.name for p in (out / "cells").iterdir()] == ["spectral_high_none_seed2.yaml"]
+
+
+@pytest.mark.parametrize(("text", "seeds"), [("3", [0, 1, 2]), ("3-5", [3, 4, 5]), ("0-2,7", [0, 1, 2, 7]),
+                                             ("7,1-2,2", [1, 2, 7]), ("4-4", [4]), ("0", [])])
+def test_seeds_are_a_count_or_ranges(text, seeds):
+    assert parse_seeds(text) == seeds
+    if seeds:
+        assert sorted({c.seed for c in grid(["simclr"], ["none"], ["mlp"], seeds)}) == seeds
+
+
+def test_seed_ranges_add_cells_to_a_study(tmp_path, capsys):
+    out = tmp_path / "study"
+    assert main(["--preset", "cpu", "--out", str(out), "--dry-run", "--methods", "simclr", "--imbalances", "none",
+                 "--projectors", "mlp", "--seeds", "3-5"]) == 0
+    assert sorted(p.name for p in (out / "cells").iterdir()) == [f"simclr_none_mlp_seed{s}.yaml" for s in (3, 4, 5)]
+
+
+def finish(cell: Cell, out: Path, digest: str | None) -> None:
+    """Leave ``cell`` as a run that wrote its result (and, unless None, the given protocol record)."""
+    path = result_path(cell, out, "imbalance")
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"top1": 0.5}))
+    if digest is not None:
+        (run_dir(cell, out, "imbalance") / "protocol.json").write_text(json.dumps({"digest": digest}))
+
+
+def test_a_cell_counts_as_finished_only_under_its_own_protocol(tmp_path, capsys):
+    out = tmp_path / "study"
+    cells = grid(["simclr"], ["none", "high"], ["mlp"], 1)
+    smoke, cpu = (planned_protocol(cells[0], out, "imbalance", p) for p in ("smoke", "cpu"))
+    assert smoke != cpu  # the presets differ, so do their protocols
+    # The data folder and the output folder are places, not settings: they do not change the protocol.
+    assert planned_protocol(cells[0], tmp_path / "elsewhere", "imbalance", "smoke") == smoke
+    assert planned_protocol(Cell("simclr", "none", "mlp", 1), out, "imbalance", "smoke") != smoke  # the seed does
+    finish(cells[0], out, smoke)
+    assert finished(cells, out, "imbalance", "smoke") == [cells[0]]
+    with pytest.raises(StudyError, match=r"1 finished cell\(s\) ran under another protocol than preset 'cpu'"):
+        finished(cells, out, "imbalance", "cpu")
+    # Through the command line: one line, exit 2, nothing run.
+    assert main(["--preset", "cpu", "--out", str(out), "--methods", "simclr", "--imbalances", "none", "high",
+                 "--projectors", "mlp", "--seeds", "1", "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "simclr_none_mlp_seed0" in err
+    # A result without a protocol record (an older sslprobe) is not taken for any preset either.
+    finish(cells[1], out, None)
+    with pytest.raises(StudyError, match="1 finished cell"):
+        finished(cells[1:], out, "imbalance", "smoke")

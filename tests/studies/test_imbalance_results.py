@@ -72,13 +72,19 @@ def test_aggregate_only_from_a_fixed_csv(tmp_path):
     # Paired SimCLR - random init at 'none': 20, 28 -> +24.0, sd 5.66, half width 50.8 -> [-26.8, +74.8]
     assert "| SimCLR − random init, top-1 | mlp | none | 2 | +24.0 points ± 5.7 [-26.8, +74.8] | " \
         "no: interval contains 0 |" in summary
+    # Its power analysis: sd 5.66 points; ±2 needs t(0.975, n−1) · 5.657 / √n <= 2: n = 33 gives
+    # 2.037 · 5.657 / 5.745 = 2.006, n = 34 gives 2.035 · 5.657 / 5.831 = 1.974 -> 34 seeds.
+    assert "| SimCLR − random init, top-1 | mlp | none | 2 | 5.7 | ±50.8 | 34 |" in summary
     # SCL - SimCLR shares only seed 0: one value, so no interval and no verdict either way.
     assert "| SCL − SimCLR, top-1 | mlp | none | 1 | -10.0 points (one seed: no interval) | one seed: cannot tell |" \
         in summary
     reading = summary.split("## Reading", 1)[1]
     assert "No difference is distinguishable from zero." in reading
     not_distinguishable = reading.split("Not distinguishable")[1]
-    assert "SimCLR − random init, top-1 (mlp, none: +24.0 ± 5.7 [-26.8, +74.8])" in not_distinguishable
+    # ... each with the bound its interval puts on the difference: |+24.0 ± 50.8| < 74.8
+    assert "SimCLR − random init, top-1 (mlp, none: +24.0 ± 5.7 [-26.8, +74.8], so |difference| < 74.8 points)" \
+        in not_distinguishable
+    assert "SCL − SimCLR, top-1 (mlp, none: -10.0 (one seed: no interval))" in not_distinguishable
     # kNN equals top-1 in this file, so its baseline difference is the same numbers under its own name
     assert "| SimCLR − random init, kNN top-1 | mlp | none | 2 | +24.0 points ± 5.7 [-26.8, +74.8] | " \
         "no: interval contains 0 |" in summary
@@ -202,8 +208,11 @@ def make_study(out: Path, cells) -> None:
 
 
 def tables_before_knn_baseline(summary: str) -> str:
-    """``summary`` up to its reading, without the kNN − random init rows."""
+    """``summary`` up to its reading, without the kNN − random init rows and the power analysis (both newer)."""
     tables = summary.split("## Reading", 1)[0]
+    if "## Power analysis" in tables:
+        head, _, rest = tables.partition("## Power analysis")
+        tables = head + ("## " + rest.split("\n## ", 1)[1] if "\n## " in rest else "")
     return "\n".join(line for line in tables.splitlines() if "random init, kNN top-1" not in line)
 
 

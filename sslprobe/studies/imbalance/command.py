@@ -13,16 +13,17 @@ from pathlib import Path
 from sslprobe.studies.imbalance.grid import (
     Cell,
     StudyError,
+    finished,
     fit_command,
     grid,
+    parse_seeds,
     prepare,
-    result_path,
     write_cell_config,
 )
 from sslprobe.studies.imbalance.presets import IMBALANCES, METHODS, PRESETS, PROJECTORS, REPO, STUDY
 
 
-def sweep_yaml(preset_name: str, methods, imbalances, projectors, seeds: int, out: Path) -> str:
+def sweep_yaml(preset_name: str, methods, imbalances, projectors, seeds: list[int], out: Path) -> str:
     """A W&B grid sweep whose agents each run one (method, imbalance, projector, seed) cell."""
     lines = [
         f"# W&B sweep of the imbalance study, preset {preset_name!r}: run with `wandb sweep` + `wandb agent`.",
@@ -35,7 +36,7 @@ def sweep_yaml(preset_name: str, methods, imbalances, projectors, seeds: int, ou
         f"  methods: {{values: {list(methods)}}}",
         f"  imbalances: {{values: {list(imbalances)}}}",
         f"  projectors: {{values: {list(projectors)}}}",
-        f"  seed: {{values: {list(range(seeds))}}}",
+        f"  seed: {{values: {list(seeds)}}}",
     ]
     return "\n".join(lines) + "\n"
 
@@ -45,7 +46,8 @@ def parse_args(argv: list[str] | None, description: str | None = None) -> argpar
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", choices=sorted(PRESETS), default="cpu")
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--seeds", type=int, default=None, help="seeds per cell (preset default)")
+    parser.add_argument("--seeds", default=None,
+                        help="seeds per cell: a count (3: seeds 0-2) or ranges (3-13, 0-2,7); preset default")
     parser.add_argument("--seed", type=int, default=None, help="run only this seed (sweep agents)")
     parser.add_argument("--methods", nargs="+", default=list(METHODS))
     parser.add_argument("--imbalances", nargs="+", default=list(IMBALANCES),
@@ -82,8 +84,8 @@ def validate(args: argparse.Namespace) -> None:
         raise StudyError(f"unknown projector(s) {unknown}; valid: mlp, none")
     if args.cells_per_device < 1:
         raise StudyError(f"--cells-per-device must be >= 1, got {args.cells_per_device}")
-    if args.seeds is not None and args.seeds < 0:
-        raise StudyError(f"--seeds must be >= 0, got {args.seeds}")
+    if args.seeds is not None:
+        parse_seeds(args.seeds)
 
 
 def main(argv: list[str] | None = None, description: str | None = None) -> int:
@@ -100,7 +102,7 @@ def main(argv: list[str] | None = None, description: str | None = None) -> int:
     try:
         validate(args)
         out = args.out.resolve()
-        seeds = PRESETS[args.preset]["seeds"] if args.seeds is None else args.seeds
+        seeds = list(range(PRESETS[args.preset]["seeds"])) if args.seeds is None else parse_seeds(args.seeds)
         if args.emit_sweep:
             args.emit_sweep.parent.mkdir(parents=True, exist_ok=True)
             args.emit_sweep.write_text(sweep_yaml(args.preset, args.methods, args.imbalances, args.projectors,
@@ -118,7 +120,8 @@ def main(argv: list[str] | None = None, description: str | None = None) -> int:
                      for c in grid(args.methods, args.imbalances, args.projectors, 1)]
         prepare(out, args.preset, args.data_root)
         (out / "logs").mkdir(exist_ok=True)
-        todo = [c for c in cells if not result_path(c, out, STUDY).is_file()]
+        done = finished(cells, out, STUDY, args.preset)
+        todo = [c for c in cells if c not in done]
         print(f"{len(cells)} cells, {len(cells) - len(todo)} already finished; preset {args.preset}: "
               f"{PRESETS[args.preset]['description']}")
         for cell in todo:

@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from sslprobe.studies.imbalance.grid import Cell, fit_command, result_path, run_dir, write_cell_config
+from sslprobe.studies.imbalance.grid import Cell, fit_command, record_protocol, result_path, run_dir, write_cell_config
 from sslprobe.studies.imbalance.presets import REPO
 
 
@@ -47,6 +47,7 @@ def run_cell(cell: Cell, out: Path, study: str, in_process: bool = False, env: d
         run_sslprobe(["probe", "--ckpt_path", str(checkpoint), "--what", "spectrum,linear"], log, in_process, env)
     if not result_path(cell, out, study).is_file():
         raise RuntimeError(f"cell {cell.name} wrote no linear evaluation; see {log}")
+    record_protocol(cell, out, study)
     with open(out / "logs" / "cells.jsonl", "a") as handle:  # when each cell ran, for cost estimates
         handle.write(json.dumps({"cell": cell.name, "start": start, "end": time.time(),
                                  "device": (env or {}).get("CUDA_VISIBLE_DEVICES", "cpu")}) + "\n")

@@ -67,7 +67,6 @@ def test_the_method_tutorial_files_and_tests(tutorial, tmp_path):
     assert run_tests_of("test_align_uniform", tmp_path) == 2
 
 
-@pytest.mark.slow
 def test_the_tutorial_method_trains_through_the_cli(tutorial, tmp_path, cifar_root):
     tutorial("method")
     main([*tiny_fit_args(tmp_path, cifar_root, "align_uniform", "v", subset_size=100, batch_size=25, max_epochs=1,
@@ -90,7 +89,6 @@ def test_the_tutorial_method_trains_through_the_cli(tutorial, tmp_path, cifar_ro
     assert any(name.startswith("backbone.") for name in moved) and any(name.startswith("projector.") for name in moved)
 
 
-@pytest.mark.slow
 def test_the_tutorial_probe_runs_in_fit_and_on_a_checkpoint(tutorial, tmp_path, cifar_root):
     files = tutorial("probe")
     assert set(files) == {"my_probes.py", "run_with_my_probes.py", "test_view_agreement.py"}

@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 DATA   ?= data
 SHARED_CIFAR := ../shared/data/make_cifar10_batches.py
 
-.PHONY: install data run test test-fast lint
+.PHONY: install data run test test-fast lint docs
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,3 +32,8 @@ test-fast: data
 
 lint: install
 	$(PY) -m ruff check sslprobe tests scripts
+
+# The documentation site into site/ (docs/ + mkdocs.yml); --strict fails on any broken link or API symbol.
+docs: install
+	$(PY) -m pip install -q -e ".[docs]"
+	$(PY) -m mkdocs build --strict --site-dir site

@@ -395,8 +395,8 @@ def train_linear_models_on_views(
             `pooled_views`).
         models, input_dim: M and d0.
         weight_scale: (M,) s_m, or one float for all models.
-        loss, output_dim, steps, learning_rate, final_lr_fraction, hyper, init_std, seed,
-            gradient_samples: as in `train_linear_models`.
+        loss, output_dim, steps, learning_rate, final_lr_fraction, hyper, init_std, seed, gradient_samples:
+            as in `train_linear_models`.
 
     Returns:
         `LinearTrainingResult` with weights (M, d1, d0).

@@ -14,8 +14,10 @@ from pathlib import Path
 
 from lightning.pytorch.callbacks import RichProgressBar
 
+from sslprobe.options import CheckedOptions, HalfOpenUnitInterval
 
-class RunProgressBar(RichProgressBar):
+
+class RunProgressBar(CheckedOptions, RichProgressBar):
     """`RichProgressBar` that counts epochs from 1 ("Epoch 1/2" for ``max_epochs: 2``), names the
     run (``run: version_0`` instead of Lightning's last four characters of the logger version)
     and shows the training throughput in images per second (both views of an image count as one).
@@ -25,10 +27,8 @@ class RunProgressBar(RichProgressBar):
         **kwargs: `RichProgressBar`'s arguments (refresh_rate, leave, theme, console_kwargs).
     """
 
-    def __init__(self, smoothing: float = 0.3, **kwargs):
+    def __init__(self, smoothing: HalfOpenUnitInterval = 0.3, **kwargs):
         super().__init__(**kwargs)
-        if not 0 < smoothing <= 1:
-            raise ValueError(f"RunProgressBar: smoothing must be in (0, 1], got {smoothing}")
         self.smoothing = smoothing
         self._images_per_second: float | None = None
         self._last_batch_end: float | None = None

@@ -9,6 +9,7 @@ import re
 from collections.abc import Iterable
 
 from sslprobe.methods import METHODS
+from sslprobe.options import EXPECTED
 
 SUBCOMMANDS = ("fit", "validate", "test", "predict", "probe")
 
@@ -48,6 +49,7 @@ _PARSER_KEY = re.compile(r'Parser key "([^"]+)"')  # the key of one nesting leve
 _CLASS_PATH = re.compile(r"class_path '([^']+)'")  # the class whose arguments were being checked
 _KEY_NAME = re.compile(r"[Oo]ption '([^']+)'|Key '([^']+)' is not expected")  # the unknown key's name
 _LITERAL = re.compile(r"Expected a typing\.Literal\[(.*)\]\. Got value: (.*)")  # the choices and the value
+_RESTRICTED = re.compile(r"Not of type (\w+): (.*) does not conform to restriction")  # a value out of its range
 _UNRECOGNIZED = "unrecognized arguments: "  # argparse's report of command-line options it has no action for
 
 
@@ -106,6 +108,8 @@ def condense_parse_error(error: BaseException, option_keys: Iterable[str] = ()) 
         first_line = _message(link).strip().partition("\n")[0]
         key = _PARSER_KEY.match(first_line)
         if key and key.group(1) not in keys[-1:]:
+            if class_path is not None:  # an option of the class named at the outer key: as it is typed
+                keys.append("init_args")
             keys.append(key.group(1))
             class_path = None  # a class_path named above belongs to an outer key
         named = _CLASS_PATH.search(first_line)
@@ -126,6 +130,10 @@ def condense_parse_error(error: BaseException, option_keys: Iterable[str] = ()) 
     if isinstance(problem, (AttributeError, ImportError)) and class_path:
         methods = ", ".join("sslprobe.methods." + m for m in METHODS)
         detail = f"no class {class_path!r}" + (f"; methods: {methods}" if keys == ["model"] else "")
+    restricted = next((match for link in chain if (match := _RESTRICTED.match(_message(link).strip()))), None)
+    if restricted:
+        name, value = restricted.groups()
+        detail = f"expected {EXPECTED.get(name, 'a ' + name)}, got {value}"
     literal = _LITERAL.match(detail)
     if literal:
         detail = f"expected one of {literal.group(1)}, got {literal.group(2)!r}"

@@ -30,6 +30,8 @@ from sslprobe.cli.runs import (
 )
 from sslprobe.data.datamodule import CIFAR10DataModule
 from sslprobe.methods import SSLMethod
+from sslprobe.nn.backbones import BACKBONES
+from sslprobe.options import check_options
 from sslprobe.runtime import native_bfloat16, resolve_precision
 
 PROBES = PROBE_CALLBACKS  # config key -> probe callback class, every registered probe
@@ -146,6 +148,8 @@ class SSLProbeCLI(LightningCLI):
         except argparse.ArgumentError as error:
             keys = [key for sub in self.option_parsers for key in sub.get_defaults().keys()]
             raise ParseError(condense_parse_error(error, keys)) from error
+        subcommand = self.config.get("subcommand")
+        check_backbone_options((self.config[subcommand] if subcommand else self.config).get("model"))
 
     def print_resolved_config(
         self, parser: LightningArgumentParser, args, argv: list[str], printing: list[str]
@@ -252,6 +256,21 @@ class SSLProbeCLI(LightningCLI):
             if isinstance(init, dict) and init.get("anonymous") is None:
                 init.pop("anonymous", None)
         return trainer
+
+
+def check_backbone_options(model_config) -> None:
+    """A named backbone's ``backbone_kwargs`` against its factory's annotated ranges, as a parse error.
+
+    The parser sees ``backbone_kwargs`` as a plain mapping; the ranges are those `check_options`
+    enforces when the backbone is built, checked here so that they fail as every other option does.
+    """
+    init_args = (model_config.get("init_args") if model_config is not None else None) or {}
+    name, kwargs = init_args.get("backbone"), init_args.get("backbone_kwargs")
+    if isinstance(name, str) and name in BACKBONES and isinstance(kwargs, dict):
+        try:
+            check_options(BACKBONES[name], dict(kwargs), owner="model.init_args.backbone_kwargs")
+        except ValueError as error:
+            raise ParseError(str(error)) from None
 
 
 def choose_precision(config, fitting: bool) -> str | None:

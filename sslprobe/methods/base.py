@@ -37,13 +37,21 @@ from torch import nn
 from sslprobe.data.augment import normalize_images
 from sslprobe.nn.backbones import BACKBONE_CHOICES, build_backbone
 from sslprobe.nn.heads import Projector, build_projector
+from sslprobe.options import (
+    CheckedOptions,
+    Momentum,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+)
 from sslprobe.schedules import WarmupCosine
 
 BackboneName = Literal[BACKBONE_CHOICES]  # the backbone registry of `sslprobe.nn.backbones`
 METHODS: dict[str, type[SSLMethod]] = {}  # every method class by name, filled as they are defined
 
 
-class SSLMethod(LightningModule):
+class SSLMethod(CheckedOptions, LightningModule):
     """Base of the self-supervised methods and of the supervised baseline.
 
     Args:
@@ -93,14 +101,14 @@ class SSLMethod(LightningModule):
         backbone: BackboneName | nn.Module = "resnet18",
         backbone_kwargs: dict[str, Any] | None = None,
         projector: Projector | None = "mlp",
-        hidden_dim: int = 512,
-        output_dim: int = 128,
+        hidden_dim: PositiveInt = 512,
+        output_dim: PositiveInt = 128,
         projector_batch_norm: bool = True,
-        lr: float = 0.03,
-        min_lr: float = 0.001,
-        momentum: float = 0.9,
-        weight_decay: float = 5e-4,
-        warmup_epochs: int = 0,
+        lr: PositiveFloat = 0.03,
+        min_lr: NonNegativeFloat = 0.001,
+        momentum: Momentum = 0.9,
+        weight_decay: NonNegativeFloat = 5e-4,
+        warmup_epochs: NonNegativeInt = 0,
         optimizer: OptimizerCallable | None = None,
         lr_scheduler: LRSchedulerCallable | None = None,
         sync_batchnorm: bool = True,
@@ -109,13 +117,8 @@ class SSLMethod(LightningModule):
         on_nonfinite: Literal["stop", "skip_step"] = "stop",
     ):
         super().__init__()
-        if not lr > 0 or min_lr < 0 or min_lr > lr:
-            raise ValueError(f"need lr > 0 and 0 <= min_lr <= lr, got lr={lr}, min_lr={min_lr}")
-        if weight_decay < 0 or not 0 <= momentum < 1 or warmup_epochs < 0:
-            raise ValueError(
-                f"need weight_decay >= 0, 0 <= momentum < 1, warmup_epochs >= 0; got {weight_decay}, "
-                f"{momentum}, {warmup_epochs}"
-            )
+        if min_lr > lr:  # each one's range is checked by `CheckedOptions`, from the annotations
+            raise ValueError(f"need min_lr <= lr, got lr={lr}, min_lr={min_lr}")
         with warnings.catch_warnings():  # Lightning's advice to ignore a module argument: done just below
             warnings.filterwarnings("ignore", message=".*is an instance of `nn.Module`")
             self.save_hyperparameters()

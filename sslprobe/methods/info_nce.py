@@ -2,6 +2,7 @@
 
 from sslprobe.losses import InfoNCELoss
 from sslprobe.methods.base import SSLMethod
+from sslprobe.options import NonNegativeFloat, PositiveFloat
 
 
 class InfoNCE(SSLMethod):
@@ -16,7 +17,12 @@ class InfoNCE(SSLMethod):
     """
 
     def __init__(
-        self, temperature: float = 1.0, alpha: float = 1.0, beta: float = 1.0, normalize: bool = False, **kwargs
+        self,
+        temperature: PositiveFloat = 1.0,
+        alpha: NonNegativeFloat = 1.0,
+        beta: PositiveFloat = 1.0,
+        normalize: bool = False,
+        **kwargs,
     ):
         super().__init__(**kwargs)
         self.criterion = InfoNCELoss(temperature, alpha, beta, normalize)

@@ -7,6 +7,7 @@ import importlib
 import inspect
 import re
 from collections.abc import Iterable
+from pathlib import Path
 
 from sslprobe.methods import METHODS
 from sslprobe.options import EXPECTED
@@ -138,6 +139,40 @@ def condense_parse_error(error: BaseException, option_keys: Iterable[str] = ()) 
     if literal:
         detail = f"expected one of {literal.group(1)}, got {literal.group(2)!r}"
     return f"{'.'.join(keys)}: {detail}" if keys else detail
+
+
+def config_files(argv: list[str]) -> list[str]:
+    """The files given to ``--config`` in ``argv`` (``--config FILE`` and ``--config=FILE``)."""
+    files = [arg.partition("=")[2] for arg in argv if arg.startswith("--config=")]
+    return files + [argv[i + 1] for i, arg in enumerate(argv[:-1]) if arg == "--config"]
+
+
+def check_config_file(path: str) -> None:
+    """``path`` is a readable YAML file holding a mapping of options, else a `ParseError` naming it."""
+    import yaml
+
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ParseError(f"--config {path}: no such file") from None
+    except IsADirectoryError:
+        raise ParseError(f"--config {path}: is a directory, not a config file") from None
+    except UnicodeDecodeError as error:
+        raise ParseError(f"--config {path}: not a text file (byte {error.start} is not UTF-8)") from None
+    except OSError as error:
+        raise ParseError(f"--config {path}: cannot be read ({error.strerror or error})") from None
+    try:
+        content = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        problem = getattr(error, "problem", None) or str(error).partition("\n")[0]
+        raise ParseError(f"--config {path}: not valid YAML ({where}{problem})") from None
+    if not isinstance(content, dict):
+        kind = "string" if isinstance(content, str) else type(content).__name__
+        kind = "empty" if content is None else f"a YAML {kind}"
+        raise ParseError(f"--config {path}: expected a mapping of options (model:, data:, trainer: ...), "
+                         f"the file is {kind}")
 
 
 def error_line(error: BaseException) -> str:

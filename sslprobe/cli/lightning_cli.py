@@ -13,7 +13,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 
 from sslprobe.callbacks import PROBE_CALLBACKS, ExactResume
-from sslprobe.cli.errors import ParseError, condense_parse_error
+from sslprobe.cli.errors import ParseError, check_config_file, condense_parse_error, config_files
 from sslprobe.cli.runs import (
     DEFAULT_ROOT,
     _as_list,
@@ -133,6 +133,8 @@ class SSLProbeCLI(LightningCLI):
         here such a checkpoint is an error, not a silent change of model.
         """
         argv = list(sys.argv[1:] if args is None else args) if isinstance(args, (list, tuple, type(None))) else None
+        for path in config_files(argv or []):
+            check_config_file(path)
         printing = [a for a in argv or [] if a == "--print_config" or a.startswith("--print_config=")]
         if printing:
             self.print_resolved_config(parser, args, argv, printing)

@@ -14,6 +14,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveCon
 
 from sslprobe.callbacks import PROBE_CALLBACKS, ExactResume
 from sslprobe.cli.errors import ParseError, check_config_file, condense_parse_error, config_files
+from sslprobe.cli.failures import close_reports, fail_run, prepare_reports
 from sslprobe.cli.runs import (
     DEFAULT_ROOT,
     _as_list,
@@ -224,6 +225,9 @@ class SSLProbeCLI(LightningCLI):
             config.ckpt_path = self.requested_ckpt_path  # held back in `parse_arguments`
         root = Path(config.trainer.default_root_dir or DEFAULT_ROOT)
         self.resolve_run(config)
+        # The outermost directory this run will create (None: its directory exists), removed if it fails.
+        self.first_new_dir = next((path for path in (root, root / config.run.experiment, self.run_dir)
+                                   if not path.exists()), None)
         config_file = self.run_dir / self.save_config_kwargs.get("config_filename", "config.yaml")
         if self.save_config_callback and config_file.is_file() and not config.get("ckpt_path"):
             # Refuse before any logger opens the directory (CSVLogger deletes an existing metrics.csv).
@@ -241,13 +245,23 @@ class SSLProbeCLI(LightningCLI):
             # The CSV logger starts a fresh metrics.csv; keep the interrupted run's rows beside it.
             metrics.rename(self.run_dir / f"metrics.until_{time.strftime('%Y%m%d-%H%M%S')}.csv")
 
+    def _run_subcommand(self, subcommand: str) -> None:
+        """Run ``subcommand``; a failure from here on is one line from the first process (`fail_run`)."""
+        reports = prepare_reports() if main_process() else None
+        try:
+            super()._run_subcommand(subcommand)
+        except Exception as error:
+            raise fail_run(error, self.trainer, self.run_dir, getattr(self, "first_new_dir", None)) from error
+        finally:
+            close_reports(reports)
+
     def instantiate_trainer(self, **kwargs):
         # Data problems surface here, before the Trainer, its loggers and the run directory exist.
         if self.subcommand is not None and isinstance(self.datamodule, CIFAR10DataModule):
             check_data(self.datamodule, self.run_dir)
         if getattr(self, "precision_notice", None) and main_process():
             print(self.precision_notice, file=sys.stderr)
-        configured = self._get(self.config_init, "trainer").get("callbacks") or []
+        configured = _as_list(self._get(self.config_init, "trainer").get("callbacks"))  # one callback: a list of one
         probes = [p for p in vars(self._get(self.config_init, "probes")).values() if p is not None]
         trainer = super().instantiate_trainer(
             default_root_dir=str(self.run_dir), callbacks=[*configured, *probes], **kwargs

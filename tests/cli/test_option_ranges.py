@@ -40,12 +40,14 @@ def heads() -> list:
 
 
 def owners() -> dict[str, typing.Callable]:
-    """Every class or factory whose options a user sets, by the name the test ids use."""
-    return {**{f"method:{name}": cls for name, cls in METHODS.items()},
-            **{f"backbone:{name}": factory for name, factory in BACKBONES.items()},
-            **{f"head:{f.__name__}": f for f in heads()},
-            **{f"data:{cls.__name__}": cls for cls in datamodules()},
-            **{f"probe:{key}": cls for key, cls in PROBE_CALLBACKS.items()}}
+    """Every class or factory of sslprobe whose options a user sets, by the name the test ids use."""
+    found = {**{f"method:{name}": cls for name, cls in METHODS.items()},
+             **{f"backbone:{name}": factory for name, factory in BACKBONES.items()},
+             **{f"head:{f.__name__}": f for f in heads()},
+             **{f"data:{cls.__name__}": cls for cls in datamodules()},
+             **{f"probe:{key}": cls for key, cls in PROBE_CALLBACKS.items()}}
+    # The package's own (classes that other tests define register too, and are theirs to check).
+    return {key: owner for key, owner in found.items() if owner.__module__.startswith("sslprobe.")}
 
 
 def _members(annotation) -> list:

@@ -86,8 +86,18 @@ class RunProgressBar(CheckedOptions, RichProgressBar):
             items.pop("v_num")
             items["run"] = Path(trainer.default_root_dir).name
         if self._images_per_second is not None and not trainer.sanity_checking:
-            items["img/s"] = f"{self._images_per_second:.0f}"
+            items["img/s"] = rate_text(self._images_per_second)
         return items
+
+
+def rate_text(rate: float) -> str:
+    """``rate`` with at least two significant digits below 100 (``1234``, ``42.5``, ``3.1``, ``0.43``),
+    so that a slow run never shows 0 images/s."""
+    if rate >= 100:
+        return f"{rate:.0f}"
+    if rate >= 1:
+        return f"{rate:.1f}"
+    return f"{rate:.2g}"
 
 
 @contextlib.contextmanager

@@ -4,7 +4,6 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-import time
 import warnings
 from pathlib import Path
 from typing import Literal
@@ -23,6 +22,7 @@ from sslprobe.cli.runs import (
     check_devices,
     check_writable,
     default_experiment,
+    keep_metrics,
     latest_version,
     main_process,
     shared_version,
@@ -240,10 +240,8 @@ class SSLProbeCLI(LightningCLI):
         check_writable(root)
         check_devices(config.trainer)
         self.precision_notice = choose_precision(config, fitting=self.subcommand == "fit")
-        metrics = self.run_dir / "metrics.csv"
-        if config.get("ckpt_path") and metrics.is_file():
-            # The CSV logger starts a fresh metrics.csv; keep the interrupted run's rows beside it.
-            metrics.rename(self.run_dir / f"metrics.until_{time.strftime('%Y%m%d-%H%M%S')}.csv")
+        if config.get("ckpt_path"):
+            keep_metrics(self.run_dir)
 
     def _run_subcommand(self, subcommand: str) -> None:
         """Run ``subcommand``; a failure from here on is one line from the first process (`fail_run`)."""

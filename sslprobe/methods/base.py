@@ -151,6 +151,10 @@ class SSLMethod(CheckedOptions, LightningModule):
         self.criterion: nn.Module | None = None  # the method's loss, built by the subclass
         self._compiled_backbone = None
         self.skipped_steps = 0
+        # (step, loss) of the first and of the latest finite training loss of this process, as tensors
+        # (no device sync per step); the non-finite report compares them.
+        self._first_loss: tuple[int, torch.Tensor] | None = None
+        self._last_loss: tuple[int, torch.Tensor] | None = None
 
     # ------------------------------------------------------------ the contract
     def objective(self, z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
@@ -271,6 +275,8 @@ class SSLMethod(CheckedOptions, LightningModule):
                 self.log("train/skipped_steps", float(self.skipped_steps))
                 return None
             raise NonFiniteLossError(self.nonfinite_report(loss))
+        self._last_loss = (self.global_step, loss.detach())
+        self._first_loss = self._first_loss or self._last_loss
         self.log("train/loss", loss, prog_bar=True)
         self.log("train/lr", self.optimizers().param_groups[0]["lr"])
         return loss
@@ -282,8 +288,26 @@ class SSLMethod(CheckedOptions, LightningModule):
                  else "all parameters finite (the loss itself overflowed)")
         checkpoint = getattr(self.trainer.checkpoint_callback, "last_model_path", "") or "none written yet"
         return (f"non-finite loss ({loss.item()}) from {type(self.criterion).__name__} at step "
-                f"{self.global_step}, epoch {self.current_epoch}; {cause}; weights not updated; last good "
-                f"checkpoint: {checkpoint} (set model.init_args.on_nonfinite: skip_step to skip such steps)")
+                f"{self.global_step}, epoch {self.current_epoch}; {cause}; {self.likely_cause()}weights not "
+                f"updated; last good checkpoint: {checkpoint} (set model.init_args.on_nonfinite: skip_step to "
+                "skip such steps)")
+
+    def likely_cause(self) -> str:
+        """What the losses before the non-finite one suggest (empty when they suggest nothing), with
+        the method's `divergence_hint`; ends with ``"; "``."""
+        if self._first_loss is None or self._last_loss is None:
+            return ""
+        (first_step, first), (last_step, last) = ((step, value.item()) for step, value in
+                                                  (self._first_loss, self._last_loss))
+        if not abs(last) > 10 * max(abs(first), 1.0):
+            return ""
+        hint = self.divergence_hint() or "a lower model.init_args.lr (or a warm-up) may keep it stable"
+        return (f"likely cause: the optimisation diverged (loss {first:.3g} at step {first_step}, {last:.3g} at "
+                f"step {last_step}); {hint}; ")
+
+    def divergence_hint(self) -> str | None:
+        """Why this method's training may diverge and what to change (None: nothing specific to say)."""
+        return None
 
     def validation_step(self, batch, batch_idx: int) -> None:
         self.log("val/loss", self.shared_step(batch), prog_bar=True, sync_dist=True)

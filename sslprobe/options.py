@@ -11,7 +11,7 @@ annotation is checked twice, by the same rule:
   (the backbone factories, the projector heads).
 
 A numeric option that is deliberately unrestricted says so in `UNRESTRICTED`, with the reason;
-``tests/test_options.py`` walks every registered class and fails on a numeric option that does
+``tests/cli/test_option_ranges.py`` walks every registered class and fails on a numeric option that does
 neither.
 """
 
@@ -149,6 +149,27 @@ class CheckedOptions:
         return super().__new__(cls)
 
 
+def plain_numbers(value: Any) -> Any:
+    """``value`` with every restricted number (an instance of a subclass of int or float, as the parser
+    returns them) made a plain int or float, in place inside mappings and jsonargparse namespaces.
+
+    A restricted type is for checking; passed on, it would reach W&B's config as a string and a
+    checkpoint's hyper-parameters as a class that weights-only loading refuses.
+    """
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int) and type(value) is not int:
+        return int(value)
+    if isinstance(value, float) and type(value) is not float:
+        return float(value)
+    if isinstance(value, (list, tuple)):
+        return type(value)(plain_numbers(item) for item in value)
+    if hasattr(value, "items") and hasattr(value, "__setitem__"):  # a dict or a jsonargparse Namespace
+        for key, item in list(value.items()):
+            value[key] = plain_numbers(item)
+    return value
+
+
 def checked(function: Callable) -> Callable:
     """``function`` with its arguments checked against its annotations on every call."""
 
@@ -163,4 +184,4 @@ def checked(function: Callable) -> Callable:
 __all__ = ["EXPECTED", "RESTRICTED", "UNRESTRICTED", "AtLeastFourInt", "AtLeastTenInt", "AtLeastTwoInt",
            "CheckedOptions", "ClosedUnitInterval", "HalfOpenUnitInterval", "Momentum", "NonNegativeFloat",
            "NonNegativeInt", "OpenUnitInterval", "PositiveFloat", "PositiveInt", "check_options", "checked",
-           "expected"]
+           "expected", "plain_numbers"]

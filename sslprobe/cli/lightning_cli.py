@@ -32,7 +32,7 @@ from sslprobe.cli.runs import (
 from sslprobe.data.datamodule import CIFAR10DataModule
 from sslprobe.methods import SSLMethod
 from sslprobe.nn.backbones import BACKBONES
-from sslprobe.options import check_options
+from sslprobe.options import check_options, plain_numbers
 from sslprobe.runtime import native_bfloat16, resolve_precision
 
 PROBES = PROBE_CALLBACKS  # config key -> probe callback class, every registered probe
@@ -151,6 +151,7 @@ class SSLProbeCLI(LightningCLI):
         except argparse.ArgumentError as error:
             keys = [key for sub in self.option_parsers for key in sub.get_defaults().keys()]
             raise ParseError(condense_parse_error(error, keys)) from error
+        plain_numbers(self.config)  # the ranges are checked; what goes on (config.yaml, W&B, checkpoints) is plain
         subcommand = self.config.get("subcommand")
         check_backbone_options((self.config[subcommand] if subcommand else self.config).get("model"))
 

@@ -52,16 +52,25 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
-from sslprobe.callbacks.landscape import layer_inputs, resolve_target
-from sslprobe.callbacks.theory import theory_loss
-from sslprobe.data import CIFAR10DataModule, load_cifar10
-from sslprobe.data.augment import CIFAR10_MEAN, CIFAR10_STD
-from sslprobe.data.batch_augment import SimCLRBatchAugment
-from sslprobe.data.sampler import sample_seed
-from sslprobe.methods import SimCLR
-from sslprobe.probes import LandscapeOptions, LinearEvalOptions, linear_evaluation, loss_landscape, spectrum_report
-from sslprobe.probes.theory import theory_probe
-from sslprobe.runtime import native_bfloat16, resolve_precision, tune_host_allocator
+# Run as a file, this script imports the sslprobe of its own checkout (not another installed copy).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from sslprobe.callbacks.landscape import layer_inputs, resolve_target  # noqa: E402
+from sslprobe.callbacks.theory import theory_loss  # noqa: E402
+from sslprobe.data import CIFAR10DataModule, load_cifar10  # noqa: E402
+from sslprobe.data.augment import CIFAR10_MEAN, CIFAR10_STD  # noqa: E402
+from sslprobe.data.batch_augment import SimCLRBatchAugment  # noqa: E402
+from sslprobe.data.sampler import sample_seed  # noqa: E402
+from sslprobe.methods import SimCLR  # noqa: E402
+from sslprobe.probes import (  # noqa: E402
+    LandscapeOptions,
+    LinearEvalOptions,
+    linear_evaluation,
+    loss_landscape,
+    spectrum_report,
+)
+from sslprobe.probes.theory import theory_probe  # noqa: E402
+from sslprobe.runtime import native_bfloat16, resolve_precision, tune_host_allocator  # noqa: E402
 
 EPOCH_IMAGES = 50_000
 # Models besides the backbone names: the CPU imbalance study's cell (scripts/reproduce_imbalance.py --preset cpu).

@@ -22,16 +22,19 @@ from pathlib import Path
 
 import torch
 
-from sslprobe.callbacks.base import extract_features
-from sslprobe.data import load_cifar10
-from sslprobe.data.cifar import balanced_subset
-from sslprobe.probes.linear import (
+# Run as a file, this script imports the sslprobe of its own checkout (not another installed copy).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from sslprobe.callbacks.base import extract_features  # noqa: E402
+from sslprobe.data import load_cifar10  # noqa: E402
+from sslprobe.data.cifar import balanced_subset  # noqa: E402
+from sslprobe.probes.linear import (  # noqa: E402
     knn_predict,
     standardize_features,
     train_linear_classifier,
     train_linear_classifier_lbfgs,
 )
-from sslprobe.probes.linear_protocol import LINEAR_PROTOCOLS
+from sslprobe.probes.linear_protocol import LINEAR_PROTOCOLS  # noqa: E402
 
 
 def accuracy(weight: torch.Tensor, bias: torch.Tensor, features: torch.Tensor, labels: torch.Tensor) -> float:

@@ -26,6 +26,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
+# Run as a file, this script imports the sslprobe of its own checkout (not another installed copy).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 from sslprobe.losses import info_nce_loss  # noqa: E402
 from sslprobe.theory import (  # noqa: E402
     beta_info_nce_critical_noise,

@@ -45,6 +45,22 @@ def records(path: Path) -> list:
     return parsed
 
 
+def wait_until_finished(path: Path, timeout: float = 300.0) -> list:
+    """The records of ``path`` once W&B's writer (a separate process) has written the run's ``exit``
+    record, its own signal that the run is complete; re-read until then (an AssertionError after
+    ``timeout`` seconds names the last record seen)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        parsed = records(path) if Path(path).is_file() else []
+        if any(record.WhichOneof("record_type") == "exit" for record in parsed):
+            return parsed
+        last = parsed[-1].WhichOneof("record_type") if parsed else None
+        assert time.monotonic() < deadline, f"{path}: no exit record after {timeout} s (last record: {last})"
+        time.sleep(0.2)  # the poll interval of the wait, not the synchronisation: that is the exit record
+
+
 def _key(item) -> str:
     return item.key or "/".join(item.nested_key)
 

@@ -21,6 +21,8 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
 
+from sslprobe.options import CheckedOptions, PositiveInt
+
 PROBES_DIR = "probes"
 INITIAL_EPOCH = 0  # `measure`'s epoch (epochs trained, counted from 1) for the network before any step
 
@@ -74,7 +76,7 @@ def save_figure(figure, path: Path) -> Path:
 PROBE_CALLBACKS: dict[str, type[ProbeCallback]] = {}  # config key (``probes.<key>``) -> probe class
 
 
-class ProbeCallback(Callback):
+class ProbeCallback(CheckedOptions, Callback):
     """Base of the probe callbacks.
 
     A subclass with a ``config_key`` is registered in `PROBE_CALLBACKS` by being defined: the CLI
@@ -100,9 +102,7 @@ class ProbeCallback(Callback):
         if cls.config_key:
             PROBE_CALLBACKS[cls.config_key] = cls
 
-    def __init__(self, every_n_epochs: int | None = None):
-        if every_n_epochs is not None and every_n_epochs < 1:
-            raise ValueError(f"{type(self).__name__}: every_n_epochs must be >= 1 or null, got {every_n_epochs}")
+    def __init__(self, every_n_epochs: PositiveInt | None = None):
         self.every_n_epochs = every_n_epochs
         self.last_measured_epoch: int | None = None
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from lightning.pytorch import LightningModule
 
 from sslprobe.callbacks.base import INITIAL_EPOCH, ProbeCallback, extract_features, probes_dir
+from sslprobe.options import AtLeastTenInt, NonNegativeInt, PositiveFloat, PositiveInt
 from sslprobe.probes.linear import knn_predict
 from sslprobe.probes.linear_protocol import LinearEvalOptions
 
@@ -44,19 +45,16 @@ class KNNMonitor(ProbeCallback):
 
     def __init__(
         self,
-        every_n_epochs: int | None = 1,
-        train_size: int = 5000,
-        test_size: int = 1000,
-        k: int = KNN_DEFAULTS.knn_k,
-        temperature: float = KNN_DEFAULTS.knn_temperature,
-        batch_size: int = 512,
-        seed: int = 0,
+        every_n_epochs: PositiveInt | None = 1,
+        train_size: AtLeastTenInt = 5000,
+        test_size: AtLeastTenInt = 1000,
+        k: PositiveInt = KNN_DEFAULTS.knn_k,
+        temperature: PositiveFloat = KNN_DEFAULTS.knn_temperature,
+        batch_size: PositiveInt = 512,
+        seed: NonNegativeInt = 0,
         at_start: bool = True,
     ):
         super().__init__(every_n_epochs)
-        if train_size < 10 or test_size < 10 or k < 1 or batch_size < 1 or not temperature > 0:
-            raise ValueError("KNNMonitor needs train_size, test_size >= 10 (one image per class), k >= 1, "
-                             "batch_size >= 1, temperature > 0")
         self.train_size, self.test_size, self.k, self.temperature = train_size, test_size, k, temperature
         self.batch_size, self.seed, self.at_start = batch_size, seed, at_start
         self.history: list[dict] = []

@@ -12,6 +12,7 @@ from torch import nn
 
 from sslprobe.callbacks.base import ProbeCallback, evaluation_mode, probes_dir, save_figure
 from sslprobe.nn.heads import last_linear
+from sslprobe.options import AtLeastTwoInt, NonNegativeInt, PositiveFloat, PositiveInt
 from sslprobe.probes.landscape import LandscapeOptions, grid_local_minima, landscape_report, loss_landscape
 
 
@@ -100,23 +101,17 @@ class LandscapeProbe(ProbeCallback):
 
     def __init__(
         self,
-        every_n_epochs: int | None = None,
-        num_images: int = 2048,
-        grid_points: int = 41,
-        grid_max: float = 2.0,
+        every_n_epochs: PositiveInt | None = None,
+        num_images: AtLeastTwoInt = 2048,
+        grid_points: AtLeastTwoInt = 41,
+        grid_max: PositiveFloat = 2.0,
         include_weight_decay: bool = False,
         scale_bias: bool = True,
         target: str | None = None,
-        batch_size: int | None = None,
-        seed: int = 0,
+        batch_size: AtLeastTwoInt | None = None,
+        seed: NonNegativeInt = 0,
     ):
         super().__init__(every_n_epochs)
-        if grid_points < 2:
-            raise ValueError(
-                f"LandscapeProbe: grid_points must be >= 2 (a grid of one point shows no landscape), got {grid_points}"
-            )
-        if not grid_max > 0 or num_images < 2 or (batch_size is not None and batch_size < 2):
-            raise ValueError("LandscapeProbe needs grid_max > 0, num_images >= 2 and batch_size >= 2")
         self.num_images, self.grid_points, self.grid_max = num_images, grid_points, grid_max
         self.include_weight_decay, self.scale_bias = include_weight_decay, scale_bias
         self.target, self.batch_size, self.seed = target, batch_size, seed

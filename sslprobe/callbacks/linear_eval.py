@@ -15,6 +15,7 @@ from lightning.pytorch import LightningModule
 
 from sslprobe.callbacks.base import ProbeCallback, extract_features, probes_dir, save_figure
 from sslprobe.data.cifar import ImageSet, balanced_subset  # noqa: F401 (re-exported)
+from sslprobe.options import AtLeastTenInt, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
 from sslprobe.probes.linear import linear_evaluation, scores_of_predictions
 from sslprobe.probes.linear_protocol import LINEAR_PROTOCOLS, LinearEvalOptions, LinearEvalScores, Solver
 
@@ -62,21 +63,21 @@ class LinearEvaluation(ProbeCallback):
 
     def __init__(
         self,
-        every_n_epochs: int | None = None,
-        epochs: int = DEFAULTS.epochs,
-        batch_size: int = DEFAULTS.batch_size,
-        lr: float = DEFAULTS.lr,
-        final_lr: float = DEFAULTS.final_lr,
-        knn_k: int = DEFAULTS.knn_k,
-        knn_temperature: float = DEFAULTS.knn_temperature,
-        train_size: int | None = None,
-        test_size: int | None = None,
-        extract_batch_size: int = 512,
-        seed: int = DEFAULTS.seed,
+        every_n_epochs: PositiveInt | None = None,
+        epochs: PositiveInt = DEFAULTS.epochs,
+        batch_size: PositiveInt = DEFAULTS.batch_size,
+        lr: PositiveFloat = DEFAULTS.lr,
+        final_lr: NonNegativeFloat = DEFAULTS.final_lr,
+        knn_k: PositiveInt = DEFAULTS.knn_k,
+        knn_temperature: PositiveFloat = DEFAULTS.knn_temperature,
+        train_size: AtLeastTenInt | None = None,
+        test_size: AtLeastTenInt | None = None,
+        extract_batch_size: PositiveInt = 512,
+        seed: NonNegativeInt = DEFAULTS.seed,
         solver: Solver = DEFAULTS.solver,
-        l2: float = DEFAULTS.l2,
+        l2: NonNegativeFloat = DEFAULTS.l2,
         random_init: bool = True,
-        random_init_seed: int | None = None,
+        random_init_seed: NonNegativeInt | None = None,
         protocol: Literal["default", "paper", "lbfgs"] | None = None,
     ):
         super().__init__(every_n_epochs)

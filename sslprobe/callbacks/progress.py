@@ -14,8 +14,10 @@ from pathlib import Path
 
 from lightning.pytorch.callbacks import RichProgressBar
 
+from sslprobe.options import CheckedOptions, HalfOpenUnitInterval
 
-class RunProgressBar(RichProgressBar):
+
+class RunProgressBar(CheckedOptions, RichProgressBar):
     """`RichProgressBar` that counts epochs from 1 ("Epoch 1/2" for ``max_epochs: 2``), names the
     run (``run: version_0`` instead of Lightning's last four characters of the logger version)
     and shows the training throughput in images per second (both views of an image count as one).
@@ -25,10 +27,8 @@ class RunProgressBar(RichProgressBar):
         **kwargs: `RichProgressBar`'s arguments (refresh_rate, leave, theme, console_kwargs).
     """
 
-    def __init__(self, smoothing: float = 0.3, **kwargs):
+    def __init__(self, smoothing: HalfOpenUnitInterval = 0.3, **kwargs):
         super().__init__(**kwargs)
-        if not 0 < smoothing <= 1:
-            raise ValueError(f"RunProgressBar: smoothing must be in (0, 1], got {smoothing}")
         self.smoothing = smoothing
         self._images_per_second: float | None = None
         self._last_batch_end: float | None = None
@@ -86,8 +86,18 @@ class RunProgressBar(RichProgressBar):
             items.pop("v_num")
             items["run"] = Path(trainer.default_root_dir).name
         if self._images_per_second is not None and not trainer.sanity_checking:
-            items["img/s"] = f"{self._images_per_second:.0f}"
+            items["img/s"] = rate_text(self._images_per_second)
         return items
+
+
+def rate_text(rate: float) -> str:
+    """``rate`` with at least two significant digits below 100 (``1234``, ``42.5``, ``3.1``, ``0.43``),
+    so that a slow run never shows 0 images/s."""
+    if rate >= 100:
+        return f"{rate:.0f}"
+    if rate >= 1:
+        return f"{rate:.1f}"
+    return f"{rate:.2g}"
 
 
 @contextlib.contextmanager

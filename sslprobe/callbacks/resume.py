@@ -45,6 +45,22 @@ def set_rng_states(states: dict) -> None:
         torch.cuda.set_rng_state_all(states["cuda"])
 
 
+def write_step_metrics(trainer: Trainer) -> None:
+    """Log the metrics of the step that just ended and flush the loggers, as Lightning does after the
+    ``on_train_batch_end`` hooks (which an exit raised from a hook skips). The row is written
+    whatever ``log_every_n_steps`` says, as for the last step of a run."""
+    connector = trainer._logger_connector
+    should_stop = trainer.should_stop
+    trainer.should_stop = True  # Lightning's own rule: the last step before a stop is always logged
+    try:
+        connector.on_batch_end()
+        connector.update_train_step_metrics()
+    finally:
+        trainer.should_stop = should_stop
+    for logger in trainer.loggers:
+        logger.save()
+
+
 class ExactResume(Callback):
     """Makes ``--ckpt_path last`` continue a run as if it had never stopped.
 
@@ -52,8 +68,9 @@ class ExactResume(Callback):
       process; they are restored when training restarts. (Data order and augmentation do not use
       these states: they are pure functions of (seed, epoch, index), see `GlobalBatchSampler`.)
     - SIGTERM, SIGINT and ``signals`` (default SIGUSR1, SLURM's pre-emption warning when sent
-      with ``--signal=USR1@90``) are caught; the current step finishes, ``checkpoints/last.ckpt``
-      is written, and the run exits with `Preempted` (exit code 128 + signal number).
+      with ``--signal=USR1@90``) are caught; the current step finishes, its metrics row is
+      written, ``checkpoints/last.ckpt`` is written, and the run exits with `Preempted` (exit code
+      128 + signal number).
 
     Args:
         signals: names of the signals that trigger a checkpoint-and-exit.
@@ -98,6 +115,7 @@ class ExactResume(Callback):
         received = int(trainer.strategy.reduce(torch.tensor(float(received)), reduce_op="max").item())
         if not received:
             return
+        write_step_metrics(trainer)
         path = Path(trainer.default_root_dir) / "checkpoints" / "last.ckpt"
         trainer.save_checkpoint(str(path))
         self._restore_handlers()

@@ -10,6 +10,7 @@ from lightning.pytorch import LightningModule
 
 from sslprobe.callbacks.base import INITIAL_EPOCH, ProbeCallback, evaluation_mode, in_chunks, probes_dir, save_figure
 from sslprobe.nn.heads import last_linear
+from sslprobe.options import AtLeastTwoInt, NonNegativeInt, PositiveFloat, PositiveInt
 from sslprobe.probes.spectrum import spectrum_report
 
 HISTORY_KEYS = ("weight_singular_values", "features_eigenvalues", "embeddings_eigenvalues")
@@ -48,16 +49,14 @@ class ProjectorSpectrum(ProbeCallback):
 
     def __init__(
         self,
-        every_n_epochs: int | None = 1,
-        num_images: int = 2048,
-        collapse_threshold: float = 1e-4,
-        batch_size: int = 512,
-        seed: int = 0,
+        every_n_epochs: PositiveInt | None = 1,
+        num_images: AtLeastTwoInt = 2048,
+        collapse_threshold: PositiveFloat = 1e-4,
+        batch_size: PositiveInt = 512,
+        seed: NonNegativeInt = 0,
         at_start: bool = True,
     ):
         super().__init__(every_n_epochs)
-        if num_images < 2 or batch_size < 1 or not collapse_threshold > 0:
-            raise ValueError("ProjectorSpectrum needs num_images >= 2, batch_size >= 1, collapse_threshold > 0")
         self.num_images, self.collapse_threshold = num_images, collapse_threshold
         self.batch_size, self.seed, self.at_start = batch_size, seed, at_start
         self.history: dict[str, list] = {"epochs": []}

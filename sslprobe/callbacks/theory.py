@@ -12,6 +12,7 @@ from torch import nn
 from sslprobe.callbacks.base import ProbeCallback, evaluation_mode, probes_dir, save_figure
 from sslprobe.callbacks.landscape import ProbeTargetError, layer_inputs, resolve_target
 from sslprobe.losses import BarlowTwinsLoss, InfoNCELoss, NTXentLoss, SpectralContrastiveLoss
+from sslprobe.options import AtLeastFourInt, AtLeastTwoInt, NonNegativeInt, PositiveFloat, PositiveInt
 from sslprobe.probes.theory import TheoryLoss, theory_probe
 
 
@@ -63,18 +64,14 @@ class TheoryProbe(ProbeCallback):
 
     def __init__(
         self,
-        every_n_epochs: int | None = None,
-        num_images: int = 2048,
-        collapse_threshold: float = 1e-4,
-        batch_size: int | None = None,
-        forward_batch_size: int = 512,
-        seed: int = 0,
+        every_n_epochs: PositiveInt | None = None,
+        num_images: AtLeastFourInt = 2048,
+        collapse_threshold: PositiveFloat = 1e-4,
+        batch_size: AtLeastTwoInt | None = None,
+        forward_batch_size: PositiveInt = 512,
+        seed: NonNegativeInt = 0,
     ):
         super().__init__(every_n_epochs)
-        if num_images < 4 or not collapse_threshold > 0 or forward_batch_size < 1:
-            raise ValueError("TheoryProbe needs num_images >= 4, collapse_threshold > 0, forward_batch_size >= 1")
-        if batch_size is not None and batch_size < 2:
-            raise ValueError(f"TheoryProbe: batch_size must be >= 2, got {batch_size}")
         self.num_images, self.collapse_threshold = num_images, collapse_threshold
         self.batch_size, self.forward_batch_size, self.seed = batch_size, forward_batch_size, seed
 

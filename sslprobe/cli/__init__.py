@@ -27,6 +27,7 @@ from pathlib import Path
 
 from sslprobe.callbacks import Preempted
 from sslprobe.cli.errors import UsageError, check_subcommand, error_line
+from sslprobe.cli.failures import RunFailed, finish_wandb
 from sslprobe.cli.lightning_cli import SSLProbeCLI
 from sslprobe.cli.probe import probe_checkpoint
 from sslprobe.cli.runs import CHECKPOINT_GLOBALS, load_checkpoint, wandb_logged_in
@@ -104,6 +105,12 @@ def main(args: list[str] | None = None) -> None:
     except Preempted as stop:
         print(f"sslprobe: {stop}", file=sys.stderr)
         sys.exit(stop.code)
+    except RunFailed as failure:  # after the start: printed by the first process only
+        if os.environ.get("SSLPROBE_DEBUG"):
+            raise
+        if failure.line is not None:
+            print(f"sslprobe: error: {failure.line}", file=sys.stderr)
+        sys.exit(failure.code)
     except Exception as error:
         if os.environ.get("SSLPROBE_DEBUG"):
             raise
@@ -111,13 +118,6 @@ def main(args: list[str] | None = None) -> None:
         sys.exit(2 if isinstance(error, (argparse.ArgumentError, UsageError)) else 1)
     finally:
         finish_wandb()
-
-
-def finish_wandb() -> None:
-    """Close the W&B run of this call, so a next in-process call starts its own run."""
-    wandb = sys.modules.get("wandb")
-    if wandb is not None and getattr(wandb, "run", None) is not None:
-        wandb.finish()
 
 
 __all__ = ["CHECKPOINT_GLOBALS", "SSLProbeCLI", "load_checkpoint", "main"]

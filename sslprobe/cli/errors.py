@@ -7,8 +7,10 @@ import importlib
 import inspect
 import re
 from collections.abc import Iterable
+from pathlib import Path
 
 from sslprobe.methods import METHODS
+from sslprobe.options import EXPECTED
 
 SUBCOMMANDS = ("fit", "validate", "test", "predict", "probe")
 
@@ -48,6 +50,7 @@ _PARSER_KEY = re.compile(r'Parser key "([^"]+)"')  # the key of one nesting leve
 _CLASS_PATH = re.compile(r"class_path '([^']+)'")  # the class whose arguments were being checked
 _KEY_NAME = re.compile(r"[Oo]ption '([^']+)'|Key '([^']+)' is not expected")  # the unknown key's name
 _LITERAL = re.compile(r"Expected a typing\.Literal\[(.*)\]\. Got value: (.*)")  # the choices and the value
+_RESTRICTED = re.compile(r"Not of type (\w+): (.*) does not conform to restriction")  # a value out of its range
 _UNRECOGNIZED = "unrecognized arguments: "  # argparse's report of command-line options it has no action for
 
 
@@ -106,6 +109,8 @@ def condense_parse_error(error: BaseException, option_keys: Iterable[str] = ()) 
         first_line = _message(link).strip().partition("\n")[0]
         key = _PARSER_KEY.match(first_line)
         if key and key.group(1) not in keys[-1:]:
+            if class_path is not None:  # an option of the class named at the outer key: as it is typed
+                keys.append("init_args")
             keys.append(key.group(1))
             class_path = None  # a class_path named above belongs to an outer key
         named = _CLASS_PATH.search(first_line)
@@ -126,10 +131,48 @@ def condense_parse_error(error: BaseException, option_keys: Iterable[str] = ()) 
     if isinstance(problem, (AttributeError, ImportError)) and class_path:
         methods = ", ".join("sslprobe.methods." + m for m in METHODS)
         detail = f"no class {class_path!r}" + (f"; methods: {methods}" if keys == ["model"] else "")
+    restricted = next((match for link in chain if (match := _RESTRICTED.match(_message(link).strip()))), None)
+    if restricted:
+        name, value = restricted.groups()
+        detail = f"expected {EXPECTED.get(name, 'a ' + name)}, got {value}"
     literal = _LITERAL.match(detail)
     if literal:
         detail = f"expected one of {literal.group(1)}, got {literal.group(2)!r}"
     return f"{'.'.join(keys)}: {detail}" if keys else detail
+
+
+def config_files(argv: list[str]) -> list[str]:
+    """The files given to ``--config`` in ``argv`` (``--config FILE`` and ``--config=FILE``)."""
+    files = [arg.partition("=")[2] for arg in argv if arg.startswith("--config=")]
+    return files + [argv[i + 1] for i, arg in enumerate(argv[:-1]) if arg == "--config"]
+
+
+def check_config_file(path: str) -> None:
+    """``path`` is a readable YAML file holding a mapping of options, else a `ParseError` naming it."""
+    import yaml
+
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ParseError(f"--config {path}: no such file") from None
+    except IsADirectoryError:
+        raise ParseError(f"--config {path}: is a directory, not a config file") from None
+    except UnicodeDecodeError as error:
+        raise ParseError(f"--config {path}: not a text file (byte {error.start} is not UTF-8)") from None
+    except OSError as error:
+        raise ParseError(f"--config {path}: cannot be read ({error.strerror or error})") from None
+    try:
+        content = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        problem = getattr(error, "problem", None) or str(error).partition("\n")[0]
+        raise ParseError(f"--config {path}: not valid YAML ({where}{problem})") from None
+    if not isinstance(content, dict):
+        kind = "string" if isinstance(content, str) else type(content).__name__
+        kind = "empty" if content is None else f"a YAML {kind}"
+        raise ParseError(f"--config {path}: expected a mapping of options (model:, data:, trainer: ...), "
+                         f"the file is {kind}")
 
 
 def error_line(error: BaseException) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-import time
 import warnings
 from pathlib import Path
 from typing import Literal
@@ -13,7 +12,8 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 
 from sslprobe.callbacks import PROBE_CALLBACKS, ExactResume
-from sslprobe.cli.errors import ParseError, condense_parse_error
+from sslprobe.cli.errors import ParseError, check_config_file, condense_parse_error, config_files
+from sslprobe.cli.failures import close_reports, fail_run, prepare_reports
 from sslprobe.cli.runs import (
     DEFAULT_ROOT,
     _as_list,
@@ -22,6 +22,7 @@ from sslprobe.cli.runs import (
     check_devices,
     check_writable,
     default_experiment,
+    keep_metrics,
     latest_version,
     main_process,
     shared_version,
@@ -30,6 +31,8 @@ from sslprobe.cli.runs import (
 )
 from sslprobe.data.datamodule import CIFAR10DataModule
 from sslprobe.methods import SSLMethod
+from sslprobe.nn.backbones import BACKBONES
+from sslprobe.options import check_options, plain_numbers
 from sslprobe.runtime import native_bfloat16, resolve_precision
 
 PROBES = PROBE_CALLBACKS  # config key -> probe callback class, every registered probe
@@ -131,6 +134,8 @@ class SSLProbeCLI(LightningCLI):
         here such a checkpoint is an error, not a silent change of model.
         """
         argv = list(sys.argv[1:] if args is None else args) if isinstance(args, (list, tuple, type(None))) else None
+        for path in config_files(argv or []):
+            check_config_file(path)
         printing = [a for a in argv or [] if a == "--print_config" or a.startswith("--print_config=")]
         if printing:
             self.print_resolved_config(parser, args, argv, printing)
@@ -146,6 +151,9 @@ class SSLProbeCLI(LightningCLI):
         except argparse.ArgumentError as error:
             keys = [key for sub in self.option_parsers for key in sub.get_defaults().keys()]
             raise ParseError(condense_parse_error(error, keys)) from error
+        plain_numbers(self.config)  # the ranges are checked; what goes on (config.yaml, W&B, checkpoints) is plain
+        subcommand = self.config.get("subcommand")
+        check_backbone_options((self.config[subcommand] if subcommand else self.config).get("model"))
 
     def print_resolved_config(
         self, parser: LightningArgumentParser, args, argv: list[str], printing: list[str]
@@ -218,6 +226,9 @@ class SSLProbeCLI(LightningCLI):
             config.ckpt_path = self.requested_ckpt_path  # held back in `parse_arguments`
         root = Path(config.trainer.default_root_dir or DEFAULT_ROOT)
         self.resolve_run(config)
+        # The outermost directory this run will create (None: its directory exists), removed if it fails.
+        self.first_new_dir = next((path for path in (root, root / config.run.experiment, self.run_dir)
+                                   if not path.exists()), None)
         config_file = self.run_dir / self.save_config_kwargs.get("config_filename", "config.yaml")
         if self.save_config_callback and config_file.is_file() and not config.get("ckpt_path"):
             # Refuse before any logger opens the directory (CSVLogger deletes an existing metrics.csv).
@@ -230,10 +241,18 @@ class SSLProbeCLI(LightningCLI):
         check_writable(root)
         check_devices(config.trainer)
         self.precision_notice = choose_precision(config, fitting=self.subcommand == "fit")
-        metrics = self.run_dir / "metrics.csv"
-        if config.get("ckpt_path") and metrics.is_file():
-            # The CSV logger starts a fresh metrics.csv; keep the interrupted run's rows beside it.
-            metrics.rename(self.run_dir / f"metrics.until_{time.strftime('%Y%m%d-%H%M%S')}.csv")
+        if config.get("ckpt_path"):
+            keep_metrics(self.run_dir)
+
+    def _run_subcommand(self, subcommand: str) -> None:
+        """Run ``subcommand``; a failure from here on is one line from the first process (`fail_run`)."""
+        reports = prepare_reports() if main_process() else None
+        try:
+            super()._run_subcommand(subcommand)
+        except Exception as error:
+            raise fail_run(error, self.trainer, self.run_dir, getattr(self, "first_new_dir", None)) from error
+        finally:
+            close_reports(reports)
 
     def instantiate_trainer(self, **kwargs):
         # Data problems surface here, before the Trainer, its loggers and the run directory exist.
@@ -241,7 +260,7 @@ class SSLProbeCLI(LightningCLI):
             check_data(self.datamodule, self.run_dir)
         if getattr(self, "precision_notice", None) and main_process():
             print(self.precision_notice, file=sys.stderr)
-        configured = self._get(self.config_init, "trainer").get("callbacks") or []
+        configured = _as_list(self._get(self.config_init, "trainer").get("callbacks"))  # one callback: a list of one
         probes = [p for p in vars(self._get(self.config_init, "probes")).values() if p is not None]
         trainer = super().instantiate_trainer(
             default_root_dir=str(self.run_dir), callbacks=[*configured, *probes], **kwargs
@@ -252,6 +271,21 @@ class SSLProbeCLI(LightningCLI):
             if isinstance(init, dict) and init.get("anonymous") is None:
                 init.pop("anonymous", None)
         return trainer
+
+
+def check_backbone_options(model_config) -> None:
+    """A named backbone's ``backbone_kwargs`` against its factory's annotated ranges, as a parse error.
+
+    The parser sees ``backbone_kwargs`` as a plain mapping; the ranges are those `check_options`
+    enforces when the backbone is built, checked here so that they fail as every other option does.
+    """
+    init_args = (model_config.get("init_args") if model_config is not None else None) or {}
+    name, kwargs = init_args.get("backbone"), init_args.get("backbone_kwargs")
+    if isinstance(name, str) and name in BACKBONES and isinstance(kwargs, dict):
+        try:
+            check_options(BACKBONES[name], dict(kwargs), owner="model.init_args.backbone_kwargs")
+        except ValueError as error:
+            raise ParseError(str(error)) from None
 
 
 def choose_precision(config, fitting: bool) -> str | None:

@@ -1,9 +1,11 @@
 """Run directories (experiment, version), checkpoints and the checks that run before anything is created."""
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import tempfile
+import time
 from pathlib import Path
 
 from sslprobe.data.cifar import load_cifar10
@@ -148,6 +150,20 @@ def check_data(datamodule: CIFAR10DataModule, run_dir: Path) -> None:
     if datamodule.cifar is None:
         datamodule.cifar = load_cifar10(datamodule.root, datamodule.download)
     datamodule.resolve_subset(run_dir, is_writer=False)
+
+
+def keep_metrics(run_dir: Path) -> Path | None:
+    """Rename ``metrics.csv`` of a run about to resume to ``metrics.until_<time>.csv`` (the CSV logger
+    starts a fresh one); a name taken already (two resumes within a second) gets ``-2``, ``-3``, ...
+    Returns the new path (None: no metrics.csv)."""
+    metrics = run_dir / "metrics.csv"
+    if not metrics.is_file():
+        return None
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    names = (f"metrics.until_{stamp}{f'-{n}' if n > 1 else ''}.csv" for n in itertools.count(1))
+    kept = next(run_dir / name for name in names if not (run_dir / name).exists())
+    metrics.rename(kept)
+    return kept
 
 
 def check_devices(trainer_config) -> None:

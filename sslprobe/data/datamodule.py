@@ -21,6 +21,14 @@ from sslprobe.data.imbalance import (
     subset_indices,
 )
 from sslprobe.data.sampler import GlobalBatchSampler, ResumableLoader, resume_position, sample_seed
+from sslprobe.options import (
+    CheckedOptions,
+    ClosedUnitInterval,
+    HalfOpenUnitInterval,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+)
 
 SUBSET_FILE = "subset.json"
 AugmentOn = Literal["auto", "device", "workers"]
@@ -65,7 +73,7 @@ class TwoViewDataset(SeededImageDataset):
         return view1, view2, label
 
 
-class CIFAR10DataModule(LightningDataModule):
+class CIFAR10DataModule(CheckedOptions, LightningDataModule):
     """CIFAR-10 with a (possibly imbalanced) training subset and SimCLR views.
 
     Args:
@@ -102,29 +110,21 @@ class CIFAR10DataModule(LightningDataModule):
         self,
         root: str = "data",
         download: bool = False,
-        batch_size: int = 256,
-        eval_batch_size: int = 512,
-        num_workers: int = 2,
+        batch_size: PositiveInt = 256,
+        eval_batch_size: PositiveInt = 512,
+        num_workers: NonNegativeInt = 2,
         imbalance: Imbalance = "full",
-        subset_size: int | None = None,
-        concentration: float = 1.0,
-        subset_seed: int = 0,
-        crop_scale: tuple[float, float] = (0.2, 1.0),
-        augment_strength: float = 1.0,
-        seed: int = 0,
+        subset_size: PositiveInt | None = None,
+        concentration: PositiveFloat = 1.0,
+        subset_seed: NonNegativeInt = 0,
+        crop_scale: tuple[HalfOpenUnitInterval, HalfOpenUnitInterval] = (0.2, 1.0),
+        augment_strength: ClosedUnitInterval = 1.0,
+        seed: NonNegativeInt = 0,
         pin_memory: bool = False,
         persistent_workers: bool = False,
         augment_on: AugmentOn = "auto",
     ):
-        super().__init__()
-        if batch_size < 1 or eval_batch_size < 1:
-            raise ValueError(
-                f"data.batch_size and data.eval_batch_size must be >= 1, got {batch_size}, {eval_batch_size}"
-            )
-        if num_workers < 0:
-            raise ValueError(f"data.num_workers must be >= 0, got {num_workers}")
-        if not concentration > 0:
-            raise ValueError(f"data.concentration must be > 0, got {concentration}")
+        super().__init__()  # the ranges of the annotations are checked by `CheckedOptions`
         check_augmentation(crop_scale, augment_strength)
         if augment_on not in ("auto", "device", "workers"):
             raise ValueError(f"data.augment_on must be auto, device or workers, got {augment_on!r}")

@@ -2,6 +2,7 @@
 
 from sslprobe.losses import BarlowTwinsLoss
 from sslprobe.methods.base import SSLMethod
+from sslprobe.options import NonNegativeFloat
 
 
 class BarlowTwins(SSLMethod):
@@ -12,6 +13,6 @@ class BarlowTwins(SSLMethod):
         **kwargs: see `SSLMethod`.
     """
 
-    def __init__(self, lambd: float = 5e-3, **kwargs):
+    def __init__(self, lambd: NonNegativeFloat = 5e-3, **kwargs):
         super().__init__(**kwargs)
         self.criterion = BarlowTwinsLoss(lambd)

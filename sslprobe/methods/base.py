@@ -37,13 +37,21 @@ from torch import nn
 from sslprobe.data.augment import normalize_images
 from sslprobe.nn.backbones import BACKBONE_CHOICES, build_backbone
 from sslprobe.nn.heads import Projector, build_projector
+from sslprobe.options import (
+    CheckedOptions,
+    Momentum,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+)
 from sslprobe.schedules import WarmupCosine
 
 BackboneName = Literal[BACKBONE_CHOICES]  # the backbone registry of `sslprobe.nn.backbones`
 METHODS: dict[str, type[SSLMethod]] = {}  # every method class by name, filled as they are defined
 
 
-class SSLMethod(LightningModule):
+class SSLMethod(CheckedOptions, LightningModule):
     """Base of the self-supervised methods and of the supervised baseline.
 
     Args:
@@ -93,14 +101,14 @@ class SSLMethod(LightningModule):
         backbone: BackboneName | nn.Module = "resnet18",
         backbone_kwargs: dict[str, Any] | None = None,
         projector: Projector | None = "mlp",
-        hidden_dim: int = 512,
-        output_dim: int = 128,
+        hidden_dim: PositiveInt = 512,
+        output_dim: PositiveInt = 128,
         projector_batch_norm: bool = True,
-        lr: float = 0.03,
-        min_lr: float = 0.001,
-        momentum: float = 0.9,
-        weight_decay: float = 5e-4,
-        warmup_epochs: int = 0,
+        lr: PositiveFloat = 0.03,
+        min_lr: NonNegativeFloat = 0.001,
+        momentum: Momentum = 0.9,
+        weight_decay: NonNegativeFloat = 5e-4,
+        warmup_epochs: NonNegativeInt = 0,
         optimizer: OptimizerCallable | None = None,
         lr_scheduler: LRSchedulerCallable | None = None,
         sync_batchnorm: bool = True,
@@ -109,13 +117,8 @@ class SSLMethod(LightningModule):
         on_nonfinite: Literal["stop", "skip_step"] = "stop",
     ):
         super().__init__()
-        if not lr > 0 or min_lr < 0 or min_lr > lr:
-            raise ValueError(f"need lr > 0 and 0 <= min_lr <= lr, got lr={lr}, min_lr={min_lr}")
-        if weight_decay < 0 or not 0 <= momentum < 1 or warmup_epochs < 0:
-            raise ValueError(
-                f"need weight_decay >= 0, 0 <= momentum < 1, warmup_epochs >= 0; got {weight_decay}, "
-                f"{momentum}, {warmup_epochs}"
-            )
+        if min_lr > lr:  # each one's range is checked by `CheckedOptions`, from the annotations
+            raise ValueError(f"need min_lr <= lr, got lr={lr}, min_lr={min_lr}")
         with warnings.catch_warnings():  # Lightning's advice to ignore a module argument: done just below
             warnings.filterwarnings("ignore", message=".*is an instance of `nn.Module`")
             self.save_hyperparameters()
@@ -148,6 +151,10 @@ class SSLMethod(LightningModule):
         self.criterion: nn.Module | None = None  # the method's loss, built by the subclass
         self._compiled_backbone = None
         self.skipped_steps = 0
+        # (step, loss) of the first and of the latest finite training loss of this process, as tensors
+        # (no device sync per step); the non-finite report compares them.
+        self._first_loss: tuple[int, torch.Tensor] | None = None
+        self._last_loss: tuple[int, torch.Tensor] | None = None
 
     # ------------------------------------------------------------ the contract
     def objective(self, z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
@@ -268,6 +275,8 @@ class SSLMethod(LightningModule):
                 self.log("train/skipped_steps", float(self.skipped_steps))
                 return None
             raise NonFiniteLossError(self.nonfinite_report(loss))
+        self._last_loss = (self.global_step, loss.detach())
+        self._first_loss = self._first_loss or self._last_loss
         self.log("train/loss", loss, prog_bar=True)
         self.log("train/lr", self.optimizers().param_groups[0]["lr"])
         return loss
@@ -279,8 +288,26 @@ class SSLMethod(LightningModule):
                  else "all parameters finite (the loss itself overflowed)")
         checkpoint = getattr(self.trainer.checkpoint_callback, "last_model_path", "") or "none written yet"
         return (f"non-finite loss ({loss.item()}) from {type(self.criterion).__name__} at step "
-                f"{self.global_step}, epoch {self.current_epoch}; {cause}; weights not updated; last good "
-                f"checkpoint: {checkpoint} (set model.init_args.on_nonfinite: skip_step to skip such steps)")
+                f"{self.global_step}, epoch {self.current_epoch}; {cause}; {self.likely_cause()}weights not "
+                f"updated; last good checkpoint: {checkpoint} (set model.init_args.on_nonfinite: skip_step to "
+                "skip such steps)")
+
+    def likely_cause(self) -> str:
+        """What the losses before the non-finite one suggest (empty when they suggest nothing), with
+        the method's `divergence_hint`; ends with ``"; "``."""
+        if self._first_loss is None or self._last_loss is None:
+            return ""
+        (first_step, first), (last_step, last) = ((step, value.item()) for step, value in
+                                                  (self._first_loss, self._last_loss))
+        if not abs(last) > 10 * max(abs(first), 1.0):
+            return ""
+        hint = self.divergence_hint() or "a lower model.init_args.lr (or a warm-up) may keep it stable"
+        return (f"likely cause: the optimisation diverged (loss {first:.3g} at step {first_step}, {last:.3g} at "
+                f"step {last_step}); {hint}; ")
+
+    def divergence_hint(self) -> str | None:
+        """Why this method's training may diverge and what to change (None: nothing specific to say)."""
+        return None
 
     def validation_step(self, batch, batch_idx: int) -> None:
         self.log("val/loss", self.shared_step(batch), prog_bar=True, sync_dist=True)

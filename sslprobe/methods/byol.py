@@ -8,6 +8,7 @@ from sslprobe.losses.byol import BYOLLoss
 from sslprobe.methods.base import SSLMethod
 from sslprobe.nn.heads import mlp_projector
 from sslprobe.nn.target import MomentumTarget
+from sslprobe.options import ClosedUnitInterval, PositiveInt
 
 
 class BYOL(SSLMethod):
@@ -28,8 +29,8 @@ class BYOL(SSLMethod):
     unavailable_probes = dict.fromkeys(("landscape", "theory"), "BYOL's objective compares the online prediction "
                                        "with the target network's embedding, not a function of (z1, z2)")
 
-    def __init__(self, predictor_hidden_dim: int = 512, base_momentum: float = 0.99, final_momentum: float = 1.0,
-                 **kwargs):
+    def __init__(self, predictor_hidden_dim: PositiveInt = 512, base_momentum: ClosedUnitInterval = 0.99,
+                 final_momentum: ClosedUnitInterval = 1.0, **kwargs):
         super().__init__(**kwargs)
         self.predictor = mlp_projector(self.embedding_dim, predictor_hidden_dim, self.embedding_dim)
         self.target = MomentumTarget(self.backbone, self.projector, base_momentum=base_momentum,

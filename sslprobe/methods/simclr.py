@@ -2,6 +2,7 @@
 
 from sslprobe.losses import NTXentLoss
 from sslprobe.methods.base import SSLMethod
+from sslprobe.options import PositiveFloat
 
 
 class SimCLR(SSLMethod):
@@ -12,6 +13,6 @@ class SimCLR(SSLMethod):
         **kwargs: see `SSLMethod`.
     """
 
-    def __init__(self, temperature: float = 0.5, **kwargs):
+    def __init__(self, temperature: PositiveFloat = 0.5, **kwargs):
         super().__init__(**kwargs)
         self.criterion = NTXentLoss(temperature)

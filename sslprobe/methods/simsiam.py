@@ -7,6 +7,7 @@ import torch
 from sslprobe.losses.simsiam import SimSiamLoss
 from sslprobe.methods.base import SSLMethod
 from sslprobe.nn.heads import mlp_projector
+from sslprobe.options import PositiveInt
 
 
 class SimSiam(SSLMethod):
@@ -28,7 +29,7 @@ class SimSiam(SSLMethod):
     unavailable_probes = {"theory": "the linear theory gives no origin Hessian for SimSiam's predictor and "
                                     "stop-gradient objective"}
 
-    def __init__(self, predictor_hidden_dim: int = 512, **kwargs):
+    def __init__(self, predictor_hidden_dim: PositiveInt = 512, **kwargs):
         super().__init__(**kwargs)
         self.predictor = mlp_projector(self.embedding_dim, predictor_hidden_dim, self.embedding_dim)
         self.criterion = SimSiamLoss()

@@ -2,6 +2,7 @@
 
 from sslprobe.losses import SpectralContrastiveLoss
 from sslprobe.methods.base import SSLMethod
+from sslprobe.options import PositiveFloat
 
 
 class SpectralContrastive(SSLMethod):
@@ -12,6 +13,6 @@ class SpectralContrastive(SSLMethod):
         **kwargs: see `SSLMethod`.
     """
 
-    def __init__(self, mu: float = 1.0, **kwargs):
+    def __init__(self, mu: PositiveFloat = 1.0, **kwargs):
         super().__init__(**kwargs)
         self.criterion = SpectralContrastiveLoss(mu)

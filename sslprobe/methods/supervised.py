@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sslprobe.methods.base import SSLMethod
+from sslprobe.options import AtLeastTwoInt
 
 
 class Supervised(SSLMethod):
@@ -24,7 +25,7 @@ class Supervised(SSLMethod):
         for probe in ("landscape", "theory")
     }
 
-    def __init__(self, num_classes: int = 10, projector=None, **kwargs):
+    def __init__(self, num_classes: AtLeastTwoInt = 10, projector=None, **kwargs):
         super().__init__(projector=projector, **kwargs)
         self.classifier = nn.Linear(self.backbone.feature_dim, num_classes)
 

@@ -2,6 +2,7 @@
 
 from sslprobe.losses import VICRegLoss
 from sslprobe.methods.base import SSLMethod
+from sslprobe.options import NonNegativeFloat
 
 
 class VICReg(SSLMethod):
@@ -12,6 +13,7 @@ class VICReg(SSLMethod):
         **kwargs: see `SSLMethod`.
     """
 
-    def __init__(self, sim_coeff: float = 25.0, std_coeff: float = 25.0, cov_coeff: float = 1.0, **kwargs):
+    def __init__(self, sim_coeff: NonNegativeFloat = 25.0, std_coeff: NonNegativeFloat = 25.0,
+                 cov_coeff: NonNegativeFloat = 1.0, **kwargs):
         super().__init__(**kwargs)
         self.criterion = VICRegLoss(sim_coeff, std_coeff, cov_coeff)

@@ -8,6 +8,8 @@ import timm
 import torch
 from torch import nn
 
+from sslprobe.options import CheckedOptions, PositiveInt, checked
+
 Norm = Literal["batch", "group", "none"]
 
 
@@ -40,7 +42,7 @@ class ResNet12Block(nn.Module):
         return self.pool(self.activation(self.body(x) + self.shortcut(x)))
 
 
-class ResNet12(nn.Module):
+class ResNet12(CheckedOptions, nn.Module):
     """The few-shot ResNet-12 (Lee et al. 2019; Oreshkin et al. 2018) used by the paper's Fig. 4.
 
     Four residual stages of widths ``widths`` (default 64-160-320-640); 32×32 inputs end at
@@ -52,7 +54,10 @@ class ResNet12(nn.Module):
             compare DDP with one process).
     """
 
-    def __init__(self, widths: tuple[int, int, int, int] = (64, 160, 320, 640), norm: Norm = "batch"):
+    def __init__(
+        self, widths: tuple[PositiveInt, PositiveInt, PositiveInt, PositiveInt] = (64, 160, 320, 640),
+        norm: Norm = "batch",
+    ):
         super().__init__()
         if len(widths) != 4 or min(widths) < 1:
             raise ValueError(f"resnet12 needs four positive widths, got {tuple(widths)}")
@@ -85,8 +90,13 @@ def resnet18(cifar_stem: bool = True) -> TimmBackbone:
     return TimmBackbone(model)
 
 
+@checked
 def vit_tiny(
-    img_size: int = 32, patch_size: int = 4, depth: int = 12, embed_dim: int = 192, num_heads: int = 3
+    img_size: PositiveInt = 32,
+    patch_size: PositiveInt = 4,
+    depth: PositiveInt = 12,
+    embed_dim: PositiveInt = 192,
+    num_heads: PositiveInt = 3,
 ) -> TimmBackbone:
     """timm's ViT-Tiny sized for CIFAR (patch 4 on 32×32 gives 64 tokens); features = class token."""
     if img_size % patch_size:

@@ -6,10 +6,15 @@ from typing import Literal
 
 from torch import nn
 
+from sslprobe.options import PositiveInt, checked
+
 Projector = Literal["mlp", "linear"]
 
 
-def mlp_projector(in_dim: int, hidden_dim: int = 512, out_dim: int = 128, batch_norm: bool = True) -> nn.Sequential:
+@checked
+def mlp_projector(
+    in_dim: PositiveInt, hidden_dim: PositiveInt = 512, out_dim: PositiveInt = 128, batch_norm: bool = True
+) -> nn.Sequential:
     """Linear -> BatchNorm1d -> ReLU -> Linear (SimCLR's 2-layer head; the paper's Appendix C)."""
     return nn.Sequential(
         nn.Linear(in_dim, hidden_dim, bias=not batch_norm),
@@ -19,8 +24,13 @@ def mlp_projector(in_dim: int, hidden_dim: int = 512, out_dim: int = 128, batch_
     )
 
 
+@checked
 def build_projector(
-    kind: Projector | None, in_dim: int, hidden_dim: int = 512, out_dim: int = 128, batch_norm: bool = True
+    kind: Projector | None,
+    in_dim: PositiveInt,
+    hidden_dim: PositiveInt = 512,
+    out_dim: PositiveInt = 128,
+    batch_norm: bool = True,
 ) -> nn.Module:
     """``mlp``, ``linear`` (one nn.Linear) or ``None`` (identity: embeddings = backbone features)."""
     if kind is None:

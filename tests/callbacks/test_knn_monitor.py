@@ -88,7 +88,7 @@ def test_resume_continues_the_history_without_a_second_step_zero(monitored_run, 
 
 
 def test_bad_settings_are_refused():
-    with pytest.raises(ValueError, match="temperature > 0"):
+    with pytest.raises(ValueError, match="KNNMonitor.temperature: expected a number > 0, got 0"):
         KNNMonitor(temperature=0)
-    with pytest.raises(ValueError, match="every_n_epochs"):
+    with pytest.raises(ValueError, match="KNNMonitor.every_n_epochs: expected a positive int, got 0"):
         KNNMonitor(every_n_epochs=0)

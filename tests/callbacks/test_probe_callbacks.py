@@ -246,5 +246,5 @@ def test_landscape_target_errors():
     layer, head = resolve_target(method, "projector.0")
     assert layer is method.projector[0] and len(head) == 3  # BN, ReLU, Linear follow
     assert resolve_target(method, None)[0] is method.projector[3]
-    with pytest.raises(ValueError, match="grid of one point"):
+    with pytest.raises(ValueError, match="LandscapeProbe.grid_points: expected an int >= 2, got 1"):
         LandscapeProbe(grid_points=1)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -43,17 +42,10 @@ def run_dir(tmp_path_factory, cifar_root) -> Path:
     return root / "simclr_resnet12_none" / "v"
 
 
-def complete_run_ids(record_file: Path, seconds: float = 30.0) -> set[str]:
-    """The run ids in a W&B run file, once W&B's writer (a separate process) has flushed them."""
-    deadline = time.monotonic() + seconds
-    while not (ids := wandb_records.run_ids(record_file)) and time.monotonic() < deadline:
-        time.sleep(0.5)
-    return ids
-
-
 def test_wandb_holds_the_whole_config_and_the_run_files(run_dir):
     (record_file,) = wandb_files(run_dir)
-    assert complete_run_ids(record_file) == {"simclr_resnet12_none-v"}
+    wandb_records.wait_until_finished(record_file)
+    assert wandb_records.run_ids(record_file) == {"simclr_resnet12_none-v"}
     logged = wandb_records.config(record_file)
     saved = yaml.safe_load((run_dir / "config.yaml").read_text())
 
@@ -100,6 +92,8 @@ def test_probe_continues_the_runs_wandb_run_and_metrics(run_dir, capsys):
     # W&B: a second offline record of the same run id, holding the probe's values
     files = wandb_files(run_dir)
     assert len(files) == 2, files
+    for record_file in files:
+        wandb_records.wait_until_finished(record_file)
     assert [wandb_records.run_ids(f) for f in files] == [{"simclr_resnet12_none-v"}] * 2
     history = wandb_records.history(files[-1])
     landscape_row = next(row for row in history if "landscape/min_2d_loss" in row)

@@ -171,11 +171,11 @@ def test_projector_none_is_identity(method):
 
 
 @pytest.mark.parametrize(("method", "hparams", "pattern"), [
-    (SimCLR, {"temperature": 0.0}, "temperature must be > 0"),
-    (InfoNCE, {"temperature": -1.0}, "temperature must be > 0"),
-    (SpectralContrastive, {"mu": 0.0}, "mu must be > 0"),
-    (VICReg, {"std_coeff": -1.0}, "std_coeff must be >= 0"),
-    (SimCLR, {"lr": 0.0}, "lr > 0"),
+    (SimCLR, {"temperature": 0.0}, "SimCLR.temperature: expected a number > 0, got 0.0"),
+    (InfoNCE, {"temperature": -1.0}, "InfoNCE.temperature: expected a number > 0, got -1.0"),
+    (SpectralContrastive, {"mu": 0.0}, "SpectralContrastive.mu: expected a number > 0, got 0.0"),
+    (VICReg, {"std_coeff": -1.0}, "VICReg.std_coeff: expected a number >= 0, got -1.0"),
+    (SimCLR, {"lr": 0.0}, "SimCLR.lr: expected a number > 0, got 0.0"),
     (SimCLR, {"lr": 0.1, "min_lr": 0.2}, "min_lr <= lr"),
 ])
 def test_bad_hyperparameters(method, hparams, pattern):

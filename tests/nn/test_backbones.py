@@ -51,7 +51,7 @@ def test_resnet12_widths():
     assert convs == [8, 16, 32, 64]  # one shortcut per stage
     with pytest.raises(ValueError, match=r"four positive widths"):
         ResNet12(widths=(8, 16, 32))
-    with pytest.raises(ValueError, match=r"four positive widths"):
+    with pytest.raises(ValueError, match=r"ResNet12.widths: item 1: expected a positive int, got 0"):
         ResNet12(widths=(8, 0, 32, 64))
 
 

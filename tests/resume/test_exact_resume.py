@@ -125,8 +125,8 @@ def train_losses(path: Path) -> dict[int, str]:
 @pytest.mark.slow
 @pytest.mark.parametrize(("name", "step"), [("SIGINT", 2), ("SIGUSR1", 3)])
 def test_signal_checkpoints_exits_and_resume_keeps_the_metrics(uninterrupted, cifar_root, capsys, name, step):
-    """A signal during a step: the step ends, last.ckpt is written, exit 128 + signal; resumed to the
-    end, the weights are the uninterrupted run's and the interrupted run's metrics.csv is kept."""
+    """A signal during a step: the step ends, its metrics row and last.ckpt are written, exit 128 + signal;
+    resumed to the end, the weights are the uninterrupted run's and the interrupted run's metrics.csv is kept."""
     root, full = uninterrupted
     signum = getattr(signal, name)
     previous = signal.getsignal(signum)
@@ -142,16 +142,30 @@ def test_signal_checkpoints_exits_and_resume_keeps_the_metrics(uninterrupted, ci
     checkpoint = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     assert checkpoint["global_step"] == step + 1
     interrupted = (run_dir / "metrics.csv").read_text()
-    # The exit comes after the checkpoint and before Lightning logs the step's metrics: no row for it.
-    assert sorted(train_losses(run_dir / "metrics.csv")) == list(range(step))
+    # The interrupted step's row is written before the exit.
+    assert sorted(train_losses(run_dir / "metrics.csv")) == list(range(step + 1))
 
     main(fit_args(root, cifar_root, run_dir.name, "--ckpt_path", "last"))
     assert_same_weights(final_weights(full), final_weights(run_dir))
     kept = list(run_dir.glob("metrics.until_*.csv"))
-    assert len(kept) == 1 and re.fullmatch(r"metrics\.until_\d{8}-\d{6}\.csv", kept[0].name), kept
+    assert len(kept) == 1 and re.fullmatch(r"metrics\.until_\d{8}-\d{6}(-\d+)?\.csv", kept[0].name), kept
     assert kept[0].read_text() == interrupted
     # The kept rows and the resumed run's rows are the uninterrupted run's loss curve, as written.
     resumed = train_losses(run_dir / "metrics.csv")
     assert sorted(resumed) == list(range(step + 1, 8))
     expected = train_losses(full / "metrics.csv")
-    assert {**train_losses(kept[0]), **resumed} == {k: v for k, v in expected.items() if k != step}
+    assert {**train_losses(kept[0]), **resumed} == expected
+
+
+def test_kept_metrics_names_do_not_collide_within_a_second(tmp_path):
+    """Resumes in quick succession each keep their metrics.csv under a new name; none is overwritten."""
+    from sslprobe.cli.runs import keep_metrics
+
+    kept = []
+    for attempt in range(3):
+        (tmp_path / "metrics.csv").write_text(f"step,train/loss\n{attempt},1.0\n")
+        kept.append(keep_metrics(tmp_path))
+    assert keep_metrics(tmp_path) is None  # nothing left to keep
+    assert len(set(kept)) == 3
+    assert [path.read_text() for path in kept] == [f"step,train/loss\n{n},1.0\n" for n in range(3)]
+    assert all(re.fullmatch(r"metrics\.until_\d{8}-\d{6}(-\d+)?\.csv", path.name) for path in kept)

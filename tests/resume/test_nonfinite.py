@@ -58,3 +58,23 @@ def test_nonfinite_loss_can_be_skipped(tmp_path, cifar_root):
             float(row["train/skipped_steps"]) for row in csv.DictReader(handle) if row.get("train/skipped_steps")
         ]
     assert skipped and max(skipped) == 1.0  # one step skipped in all
+
+
+def test_the_report_names_a_diverging_loss_and_the_methods_hint():
+    """The first and latest finite losses decide whether the report calls it a divergence; the method
+    adds what to change (InfoNCE without normalisation: its curvature grows with the embeddings)."""
+    from helpers import TINY_MODEL
+
+    from sslprobe.methods import InfoNCE, SimCLR
+
+    info_nce = InfoNCE(**TINY_MODEL, beta=0.5)
+    info_nce._first_loss, info_nce._last_loss = (0, torch.tensor(5.74)), (5, torch.tensor(141.0))
+    cause = info_nce.likely_cause()
+    assert cause.startswith("likely cause: the optimisation diverged (loss 5.74 at step 0, 141 at step 5); ")
+    assert "normalize: true" in cause and "lower model.init_args.lr" in cause
+    info_nce._last_loss = (5, torch.tensor(6.0))
+    assert info_nce.likely_cause() == ""  # no growth: no guess
+    simclr = SimCLR(**TINY_MODEL)
+    simclr._first_loss, simclr._last_loss = (0, torch.tensor(5.0)), (9, torch.tensor(5e5))
+    assert simclr.likely_cause().endswith("a lower model.init_args.lr (or a warm-up) may keep it stable; ")
+    assert InfoNCE(**TINY_MODEL, normalize=True).divergence_hint() is None

@@ -269,6 +269,15 @@ def test_dry_run_commands_and_cell_configs_are_those_of_the_code_before(tmp_path
     written = []
     for run in (old.main, main):
         assert run(argv) == 0
+        if run is main:  # a dry run writes nothing now; the files are those a run writes first
+            from sslprobe.studies.imbalance.grid import grid, prepare, write_cell_config
+            from sslprobe.studies.imbalance.presets import PRESETS, PROJECTORS, STUDY
+
+            assert not out.exists()
+            prepare(out, "cpu", "/data")
+            for cell in grid(["simclr", "barlow_twins", "supervised"], ["none", "high", "dirichlet:0.3"],
+                             list(PROJECTORS), PRESETS["cpu"]["seeds"]):
+                write_cell_config(cell, out, STUDY)
         files = {path.relative_to(out): path.read_bytes() for path in sorted(out.rglob("*")) if path.is_file()}
         written.append((capsys.readouterr().out, files))
         shutil.rmtree(out)

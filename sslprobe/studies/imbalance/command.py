@@ -54,7 +54,7 @@ def parse_args(argv: list[str] | None, description: str | None = None) -> argpar
                         help="none medium high, and dirichlet:<concentration>")
     parser.add_argument("--projectors", nargs="+", default=list(PROJECTORS))
     parser.add_argument("--data-root", default=str(REPO / "data"))
-    parser.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
+    parser.add_argument("--dry-run", action="store_true", help="print the commands; run and write nothing")
     parser.add_argument("--emit-sweep", type=Path, default=None, help="write a W&B sweep file and exit")
     parser.add_argument("--aggregate-only", action="store_true", help="redraw table and figure from results.csv")
     parser.add_argument("--cells-per-device", type=int, default=1, metavar="K",
@@ -118,18 +118,18 @@ def main(argv: list[str] | None = None, description: str | None = None) -> int:
         else:  # one seed only (a sweep agent's cell)
             cells = [Cell(c.method, c.imbalance, c.projector, args.seed)
                      for c in grid(args.methods, args.imbalances, args.projectors, 1)]
-        prepare(out, args.preset, args.data_root)
-        (out / "logs").mkdir(exist_ok=True)
         done = finished(cells, out, STUDY, args.preset)
         todo = [c for c in cells if c not in done]
         print(f"{len(cells)} cells, {len(cells) - len(todo)} already finished; preset {args.preset}: "
               f"{PRESETS[args.preset]['description']}")
+        if args.dry_run:  # the commands only: nothing is written (the configs they name are written by a run)
+            for cell in todo:
+                print(" ".join(fit_command(cell, out)))
+            return 0
+        prepare(out, args.preset, args.data_root)
+        (out / "logs").mkdir(exist_ok=True)
         for cell in todo:
             write_cell_config(cell, out, STUDY)
-            if args.dry_run:
-                print(" ".join(fit_command(cell, out)))
-        if args.dry_run:
-            return 0
         run_cells(todo, out, STUDY, PRESETS[args.preset], args.cells_per_device)
         aggregate(out, collect(cells, out, STUDY))
         print(f"wrote {out / 'results.csv'}, {out / 'summary.md'}, {out / 'figure4.png'}")

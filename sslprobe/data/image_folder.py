@@ -45,9 +45,18 @@ OnUndecodable = Literal["refuse", "skip"]
 
 
 def image_files(folder: Path) -> list[Path]:
-    """The image files of a class folder (recursively), sorted; hidden files left out."""
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
-                  and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+    """The image files of a class folder (recursively), sorted; hidden files and folders left out."""
+    found, pending = [], [str(folder)]
+    while pending:
+        with os.scandir(pending.pop()) as entries:
+            for entry in entries:
+                if entry.name.startswith("."):
+                    continue
+                if entry.is_dir():
+                    pending.append(entry.path)
+                elif os.path.splitext(entry.name)[1].lower() in IMAGE_SUFFIXES and entry.is_file():
+                    found.append(Path(entry.path))
+    return sorted(found)
 
 
 def class_folders(folder: Path) -> list[Path]:

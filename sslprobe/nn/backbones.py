@@ -117,11 +117,11 @@ def vit_tiny(
     multiple of ``patch_size``.
     """
     img_size = image_size if img_size is None else img_size
+    if img_size % patch_size:
+        raise ValueError(f"vit_tiny: image size {img_size} is not divisible by patch size {patch_size}")
     if img_size != image_size:
         raise ValueError(f"vit_tiny: backbone_kwargs img_size {img_size} differs from data.image_size {image_size}; "
                          f"set img_size to {image_size} or leave it out")
-    if img_size % patch_size:
-        raise ValueError(f"vit_tiny: image size {img_size} is not divisible by patch size {patch_size}")
     model = timm.create_model(
         "vit_tiny_patch16_224",
         pretrained=False,

@@ -129,7 +129,8 @@ def test_memory_estimates_and_the_cap(tmp_path, cifar_root):
     with pytest.raises(DataError) as info:
         load_dataset(CIFAR10Reader(), cifar_root, 32, max_memory_gb=0.1)
     message = str(info.value)
-    assert message.startswith("cifar10 needs 0.17 GiB in memory, more than data.max_memory_gb=0.1") and "\n" not in message
+    assert message.startswith("cifar10 needs 0.17 GiB in memory, more than data.max_memory_gb=0.1")
+    assert "\n" not in message
     assert load_dataset(CIFAR10Reader(), cifar_root, 16, max_memory_gb=0.1).train.images.shape == (50_000, 3, 16, 16)
 
 

@@ -80,3 +80,23 @@ def test_short_cifar100_fit_runs_every_probe(cifar_root, tmp_path, run_cli):
     for name in ("spectrum.npz", "landscape_epoch1.json", "theory_epoch1.json", "linear_eval_per_class.png"):
         assert (run / "probes" / name).stat().st_size > 0, name
     assert list(run.glob("wandb/offline-run-*/run-*.wandb"))
+
+
+def test_a_reader_given_by_class_path(run_cli, tmp_path):
+    printed = print_config(run_cli, *method_configs("simclr", "resnet12"), "--data.dataset",
+                           "{class_path: sslprobe.data.ImageFolderReader, init_args: {test_fraction: 0.5}}")
+    assert printed["data"]["dataset"]["class_path"] == "sslprobe.data.ImageFolderReader"
+    assert printed["data"]["dataset"]["init_args"]["test_fraction"] == 0.5
+    assert printed["run"]["experiment"] == "simclr_resnet12_full_imagefolderreader"
+    from PIL import Image
+
+    from sslprobe.data import ImageDataModule, ImageFolderReader
+
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        for index in range(2):
+            Image.new("RGB", (8, 8), (index, 0, 0)).save(tmp_path / name / f"{index}.png")
+    module = ImageDataModule(root=str(tmp_path), dataset=ImageFolderReader(test_fraction=0.5, cache=False),
+                             image_size=8, batch_size=2)
+    module.setup()
+    assert module.class_names == ["a", "b"] and len(module.evaluation_sets()[1]) == 2

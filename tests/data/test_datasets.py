@@ -150,3 +150,34 @@ def test_datamodule_trains_on_the_stl10_pool_and_evaluates_on_labelled_images(st
                                  image_size=96, imbalance="dirichlet", subset_size=3, batch_size=2)
     with pytest.raises(ValueError, match="unlabelled"):
         imbalanced.setup()
+
+
+def test_checkpoint_of_the_former_datamodule_name_resumes_its_position(cifar_root, tmp_path):
+    """Checkpoints written when the datamodule was CIFAR10DataModule keep its state under that name."""
+    from helpers import TINY_MODEL  # tests/helpers.py
+    from lightning.pytorch import Trainer
+
+    from sslprobe.methods import SimCLR
+
+    def trainer(steps: int) -> Trainer:
+        return Trainer(accelerator="cpu", max_epochs=1, limit_train_batches=steps, limit_val_batches=0, logger=False,
+                       enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)
+
+    def datamodule() -> ImageDataModule:
+        return ImageDataModule(root=str(cifar_root), imbalance="none", subset_size=100, batch_size=10, num_workers=0)
+
+    first = trainer(2)
+    first.fit(SimCLR(**TINY_MODEL), datamodule())
+    path = tmp_path / "two_steps.ckpt"
+    first.save_checkpoint(path)
+    checkpoint = torch.load(path, weights_only=False)
+    saved = checkpoint["ImageDataModule"]
+    assert saved["batches_done"] == 2
+    checkpoint["CIFAR10DataModule"] = checkpoint.pop("ImageDataModule")
+    torch.save(checkpoint, path)
+    resumed = datamodule()
+    trainer(3).fit(SimCLR(**TINY_MODEL), resumed, ckpt_path=str(path))
+    from sslprobe.data.sampler import resume_position
+
+    # restored from the former key (a datamodule that found no state would start at (0, 0))
+    assert resumed.resume_position == resume_position(saved) != (0, 0)

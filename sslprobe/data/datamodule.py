@@ -199,7 +199,7 @@ class ImageDataModule(LightningDataModule):
 
     def data_identity(self) -> dict:
         """What names the data for caches: reader and options, label set, image size."""
-        return {**self.reader.describe(), "label_set": self.load().label_set, "image_size": self.image_size}
+        return {**self.reader.describe(), **self.data_key()}
 
     # ----------------------------------------------------------------- subset
     def subset_description(self) -> dict:
@@ -208,7 +208,13 @@ class ImageDataModule(LightningDataModule):
             "requested_size": self.subset_size,
             "concentration": self.concentration if self.imbalance == "dirichlet" else None,
             "subset_seed": self.subset_seed,
+            "data": self.data_key(),
         }
+
+    def data_key(self) -> dict:
+        """Which images the indices refer to: data set, label set, image size (subset.json keeps it)."""
+        data = self.load()
+        return {"dataset": data.name, "label_set": data.label_set, "image_size": self.image_size}
 
     def compute_subset(self) -> dict:
         data = self.load()
@@ -239,6 +245,11 @@ class ImageDataModule(LightningDataModule):
         path = run_dir / SUBSET_FILE if run_dir is not None else None
         if path is not None and path.is_file():
             saved = load_subset(path)
+            # a subset.json without "data" is of a run from before other data sets existed: CIFAR-10 at 32 px
+            saved_data = saved.get("data", {"dataset": "cifar10", "label_set": "labels", "image_size": 32})
+            if saved_data != computed["data"]:
+                raise ValueError(f"{path} was drawn from other data ({saved_data} vs {computed['data']}); "
+                                 "refusing to resume into it with other data")
             if saved.get("indices") != computed["indices"]:
                 differing = {k: (saved.get(k), v) for k, v in self.subset_description().items() if saved.get(k) != v}
                 raise ValueError(

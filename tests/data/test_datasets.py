@@ -3,6 +3,7 @@ the registry, label sets, memory estimates and the cap, and the datamodule on ea
 
 from __future__ import annotations
 
+import json
 import pickle
 
 import numpy as np
@@ -181,3 +182,23 @@ def test_checkpoint_of_the_former_datamodule_name_resumes_its_position(cifar_roo
 
     # restored from the former key (a datamodule that found no state would start at (0, 0))
     assert resumed.resume_position == resume_position(saved) != (0, 0)
+
+
+def test_a_run_drawn_from_other_data_is_not_resumed(cifar, cifar100, tmp_path):
+    first = ImageDataModule(imbalance="full")
+    first.data = cifar
+    saved = first.resolve_subset(tmp_path, is_writer=True)
+    assert saved["data"] == {"dataset": "cifar10", "label_set": "labels", "image_size": 32}
+    other = ImageDataModule(dataset="cifar100", imbalance="full")
+    other.data = cifar100  # the same indices (all 50,000), other images
+    with pytest.raises(ValueError, match="was drawn from other data"):
+        other.resolve_subset(tmp_path, is_writer=False)
+    # a subset.json written before data sets other than CIFAR-10 existed reads as CIFAR-10 at 32 px
+    legacy = json.loads((tmp_path / "subset.json").read_text())
+    del legacy["data"]
+    (tmp_path / "subset.json").write_text(json.dumps(legacy))
+    again = ImageDataModule(imbalance="full")
+    again.data = cifar
+    assert again.resolve_subset(tmp_path, is_writer=False)["indices"] == saved["indices"]
+    with pytest.raises(ValueError, match="was drawn from other data"):
+        other.resolve_subset(tmp_path, is_writer=False)

@@ -77,10 +77,14 @@ CASES = {
     "coarse_labels_on_cifar10": (["--data.label_set", "coarse"], "real",
                                  ["data.label_set='coarse': cifar10 has no such labels"], 1),
     "unknown_dataset": (["--data.dataset", "imagenet"], "real", ["data.dataset", "imagenet"], 2),
+    "classes_of_the_supervised_baseline": (["--config", "SUPERVISED", "--data.dataset", "cifar100", "--data.imbalance",
+                                            "full", "--data.subset_size", "null"], "real",
+                                           ["model.init_args.num_classes=10, but cifar100 (fine) has 100 classes"], 1),
 }
 PLACEHOLDERS = {
     "VICREG": str(REPO / "configs" / "methods" / "vicreg.yaml"),
     "INFONCE": str(REPO / "configs" / "methods" / "info_nce.yaml"),
+    "SUPERVISED": str(REPO / "configs" / "methods" / "supervised.yaml"),
     "LANDSCAPE": str(REPO / "callbacks" / "landscape.yaml"),
 }
 

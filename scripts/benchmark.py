@@ -18,6 +18,9 @@ Sections (one process, same model, batch and machine within each comparison):
   spectrum probe as a fraction of a training epoch of 50,000 images (target <= 2%).
 - ``scaling``: landscape cost vs grid size (one backbone pass whatever the grid), fit
   throughput vs batch size, linear-evaluation cost vs epochs.
+- ``resolution``: batched augmentation images/s at 32 and 96 px (with the Gaussian blur the
+  recipe adds above 64 px), and ``fit`` vs the bare loop at 96 px for the first model, on
+  CIFAR-10 resized to 96 px (what STL-10-sized images cost).
 - ``precision``: ``fit`` images/s in float32, channels-last, bf16-mixed and both, as ratios
   against float32 (the four interleaved in every repeat), for the first model at the main batch
   and for the CPU study's cell (``resnet12_narrow``: ResNet-12 16-32-64-128 at batch 128); says
@@ -60,6 +63,7 @@ from sslprobe.callbacks.theory import theory_loss  # noqa: E402
 from sslprobe.data import CIFAR10DataModule, load_cifar10  # noqa: E402
 from sslprobe.data.augment import CIFAR10_MEAN, CIFAR10_STD  # noqa: E402
 from sslprobe.data.batch_augment import SimCLRBatchAugment  # noqa: E402
+from sslprobe.data.dataset import resize_images  # noqa: E402
 from sslprobe.data.sampler import sample_seed  # noqa: E402
 from sslprobe.methods import SimCLR  # noqa: E402
 from sslprobe.probes import (  # noqa: E402
@@ -108,6 +112,8 @@ class Settings:
     precision: str = "32-true"
     channels_last: bool = False
     precision_models: tuple[str, ...] = ("resnet18", "resnet12_narrow")
+    image_size: int = 32  # of the fit sections' data and models
+    resolution_sizes: tuple[int, ...] = (32, 96)
 
 
 FULL = Settings()
@@ -153,15 +159,23 @@ def images_per_second(times: list[float], warmup: int, batch_size: int) -> float
 def make_model(name: str, settings: Settings) -> SimCLR:
     torch.manual_seed(0)
     options = MODEL_SPECS[name]["model"] if name in MODEL_SPECS else {"backbone": name}
-    return SimCLR(**options, channels_last=settings.channels_last)
+    return SimCLR(**options, channels_last=settings.channels_last, image_size=settings.image_size)
+
+
+LOADED: dict = {}  # (root, image size) -> the data set, read (and resized) once per benchmark
 
 
 def make_datamodule(root: str, settings: Settings, batch_size: int, augment_on: str = "device") -> CIFAR10DataModule:
     on_gpu = settings.device.startswith("cuda")
-    return CIFAR10DataModule(
+    module = CIFAR10DataModule(
         root=root, batch_size=batch_size, num_workers=settings.workers if on_gpu else 0, augment_on=augment_on,
-        pin_memory=on_gpu, persistent_workers=on_gpu,
+        pin_memory=on_gpu, persistent_workers=on_gpu, image_size=settings.image_size,
     )
+    key = (root, settings.image_size)
+    if key not in LOADED:
+        LOADED[key] = module.load()
+    module.data = LOADED[key]
+    return module
 
 
 def fit_throughput(name: str, root: str, settings: Settings, batch_size: int) -> float:
@@ -588,6 +602,15 @@ def table(results: dict) -> str:
             "<= 1.5", probes["linear"]["cost_vs_forward"] <= TARGETS["linear"])
         add(f"spectrum / training epoch, {name}", probes["spectrum"]["fraction_of_epoch"], "<= 2%",
             probes["spectrum"]["fraction_of_epoch"] <= TARGETS["spectrum"], "{:.2%}")
+    if "resolution" in results:
+        resolution = results["resolution"]
+        fit = resolution["fit"]
+        add(f"fit / bare loop at {fit['image_size']} px, {fit['model']} (batch {fit['batch_size']})",
+            fit["fit_vs_bare"], "-", None)
+        augmentation = resolution["augmentation"]
+        for size, row in augmentation.items():
+            add(f"batched augmentation img/s at {size} px{' (blur)' if row['blur'] else ''}", row["images_per_s"],
+                "-", None, "{:.0f}")
     lines.append("")
     lines.append("images/s: " + ", ".join(
         f"{name} fit {row['fit_images_per_s']:.1f} / bare {row['bare_images_per_s']:.1f}"
@@ -604,6 +627,42 @@ def table(results: dict) -> str:
     lines.append("linear eval vs epochs: " + ", ".join(
         f"{r['epochs']}: {r['cost_vs_forward']:.2f}x" for r in scaling["linear_vs_epochs"]))
     return "\n".join(lines)
+
+
+def bench_resolution(root: str, settings: Settings, repeats: int) -> dict:
+    """Batched augmentation images/s (two views each) at every size of ``settings.resolution_sizes``,
+    with the blur training adds above 64 px, and fit vs the bare loop of the first model at the largest."""
+    cifar = load_cifar10(root)
+    n, device = settings.augment_images, settings.device
+    batch = max(settings.batch_size, 256) if device == "cpu" else settings.batch_size
+    seeds = torch.tensor([sample_seed(0, 0, i) for i in range(n)], dtype=torch.int64)
+    augmentation = {}
+    for size in settings.resolution_sizes:
+        pixels = resize_images(cifar.train.images[:n], size).to(device)
+        augment = SimCLRBatchAugment(blur=size > 64)
+        runs = []
+        for _ in range(repeats):
+            augment(pixels[:batch], seeds[:batch].to(device))  # warm-up
+            synchronize(device)
+            start = time.perf_counter()
+            for first in range(0, n, batch):
+                augment(pixels[first : first + batch], seeds[first : first + batch].to(device))
+            synchronize(device)
+            runs.append(n / (time.perf_counter() - start))
+        augmentation[str(size)] = {"images_per_s": median(runs), "runs": runs, "blur": augment.blur}
+    largest = replace(settings, image_size=max(settings.resolution_sizes))
+    name, fit, bare = settings.models[0], [], []
+    for _ in range(repeats):  # interleaved, as in the fit section
+        fit.append(fit_throughput(name, root, largest, settings.batch_size))
+        bare.append(bare_throughput(name, root, largest, settings.batch_size))
+    LOADED.pop((root, largest.image_size), None)
+    fit_row = {"model": name, "image_size": largest.image_size, "batch_size": settings.batch_size,
+               "fit_images_per_s": median(fit), "bare_images_per_s": median(bare),
+               "fit_vs_bare": median(fit) / median(bare), "fit_runs": fit, "bare_runs": bare}
+    sizes = ", ".join(f"{size} px {row['images_per_s']:.0f} img/s" for size, row in augmentation.items())
+    print(f"  resolution: augmentation {sizes}; fit {name} at {largest.image_size} px {median(fit):.1f} img/s, "
+          f"bare loop {median(bare):.1f} img/s", flush=True)
+    return {"augmentation": augmentation, "fit": fit_row}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -662,6 +721,7 @@ def main(argv: list[str] | None = None) -> dict:
             "linear_vs_epochs": results["probes"][0]["scaling"]["linear_vs_epochs"],
             "model": first,
         }
+        results["resolution"] = bench_resolution(args.data_root, settings, repeats)
     results["precision"] = bench_precision(args.data_root, settings, repeats)
     results["seconds"] = time.perf_counter() - started
     results["machine"]["load_average_1min_end"] = os.getloadavg()[0]

@@ -14,6 +14,7 @@ import torch
 from lightning.pytorch import LightningModule
 
 from sslprobe.callbacks.base import ProbeCallback, extract_features, probes_dir, save_figure
+from sslprobe.callbacks.random_init_cache import evaluation_data_key, read_cache_entry, write_cache_entry
 from sslprobe.data.cifar import ImageSet, balanced_subset  # noqa: F401 (re-exported)
 from sslprobe.options import AtLeastTenInt, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
 from sslprobe.probes.linear import linear_evaluation, scores_of_predictions
@@ -117,12 +118,15 @@ class LinearEvaluation(ProbeCallback):
             )
 
     def random_init_result(self, method: LightningModule, train: ImageSet, test: ImageSet,
-                           class_counts: list[int], run_dir: Path) -> dict:
+                           class_counts: list[int], run_dir: Path, data: dict | None = None) -> dict:
         """The protocol on ``type(method)(**method.hparams)`` initialised with the run's seed, cached.
 
         The backbone is the first module a method builds, so with the same seed it has the same
-        initial weights whatever the method; the cache key is the backbone, the seed, the
-        evaluation sets and the protocol (`LinearEvalOptions.protocol`).
+        initial weights whatever the method. The cache file is named by the network and protocol
+        (the backbone, the seed, the evaluation set sizes and `LinearEvalOptions.protocol`); inside
+        it, predictions are kept per data (`evaluation_data_key`: the data set, its label set and
+        a digest of the evaluation images and labels), so another data set or another copy of
+        one never reuses them.
 
         Returns:
             ``random_init_<name>`` for each headline score (`LinearEvalScores.headline_names`),
@@ -135,20 +139,18 @@ class LinearEvaluation(ProbeCallback):
                "train_size": self.train_size, "test_size": self.test_size, **self.options.protocol()}
         digest = hashlib.sha1(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
         path = Path(run_dir).resolve().parent.parent / RANDOM_INIT_CACHE / f"{digest}.json"
-        cached = json.loads(path.read_text()) if path.is_file() else None
-        if cached is None or cached.get("key") != json.loads(json.dumps(key, default=str)):
+        data_key = evaluation_data_key(train, test, data)
+        entry = read_cache_entry(path, key, data_key)
+        if entry is None:
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(seed)
                 initial = type(method)(**hparams)
             initial = initial.to(device=method.device, dtype=method.dtype)
             result = self.evaluate(initial, train, test, class_counts, return_predictions=True,
                                    label="random init: ")
-            cached = {"key": key, "predictions": result.predictions, "knn_predictions": result.knn_predictions}
-            path.parent.mkdir(parents=True, exist_ok=True)
-            partial = path.with_suffix(f".{os.getpid()}.tmp")
-            partial.write_text(json.dumps(cached, default=str))
-            os.replace(partial, path)  # atomic: runs sharing the cache never read half a file
-        scores = scores_of_predictions(torch.tensor(cached["predictions"]), torch.tensor(cached["knn_predictions"]),
+            entry = {"data": data_key, "predictions": result.predictions, "knn_predictions": result.knn_predictions}
+            write_cache_entry(path, key, entry)
+        scores = scores_of_predictions(torch.tensor(entry["predictions"]), torch.tensor(entry["knn_predictions"]),
                                        test.labels, len(class_counts), class_counts)
         return {**{f"random_init_{name}": getattr(scores, name) for name in LinearEvalScores.headline_names()},
                 "random_init_seed": seed, "random_init_cache": str(path)}
@@ -160,7 +162,8 @@ class LinearEvaluation(ProbeCallback):
         counts = datamodule.class_counts
         start = time.perf_counter()
         scores = self.evaluate(method, train, test, counts)
-        baseline = self.random_init_result(method, train, test, counts, run_dir) if self.random_init else {}
+        identity = datamodule.data_identity() if hasattr(datamodule, "data_identity") else None
+        baseline = self.random_init_result(method, train, test, counts, run_dir, identity) if self.random_init else {}
         fitting = time.perf_counter() - start
         payload = {
             "epoch": epoch, **scores.to_dict(), **baseline, "train_class_counts": list(datamodule.class_counts),

@@ -20,6 +20,7 @@ from sslprobe.cli.runs import (
     check_checkpoint,
     check_data,
     check_devices,
+    check_model_fits_data,
     check_writable,
     default_experiment,
     keep_metrics,
@@ -29,7 +30,7 @@ from sslprobe.cli.runs import (
     wandb_logged_in,
     wandb_run_id,
 )
-from sslprobe.data.datamodule import CIFAR10DataModule
+from sslprobe.data.datamodule import ImageDataModule
 from sslprobe.methods import SSLMethod
 from sslprobe.nn.backbones import BACKBONES
 from sslprobe.options import check_options, plain_numbers
@@ -98,7 +99,7 @@ class SSLProbeCLI(LightningCLI):
                        "checkpoint: python -m sslprobe probe --help).")
         kwargs.setdefault("parser_kwargs", {**quiet, "prog": "python -m sslprobe", "description": description,
                                             **per_subcommand})
-        super().__init__(SSLMethod, CIFAR10DataModule, *args, subclass_mode_model=True, **kwargs)
+        super().__init__(SSLMethod, ImageDataModule, *args, subclass_mode_model=True, **kwargs)
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         self.option_parsers.append(parser)
@@ -112,6 +113,8 @@ class SSLProbeCLI(LightningCLI):
                                  "(CPU with AVX512-BF16 or AMX, CUDA compute capability >= 8.0), 32-true "
                                  "elsewhere; the choice is written to trainer.precision and "
                                  "model.init_args.channels_last of the run's config.yaml")
+        # The network is built for the data's image size (ResNet-18's stem, ViT's positions, checks).
+        parser.link_arguments("data.image_size", "model.init_args.image_size", apply_on="parse")
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         for key, probe in PROBES.items():
             parser.add_argument(f"--probes.{key}", type=probe | None, default=None,
@@ -256,8 +259,9 @@ class SSLProbeCLI(LightningCLI):
 
     def instantiate_trainer(self, **kwargs):
         # Data problems surface here, before the Trainer, its loggers and the run directory exist.
-        if self.subcommand is not None and isinstance(self.datamodule, CIFAR10DataModule):
+        if self.subcommand is not None and isinstance(self.datamodule, ImageDataModule):
             check_data(self.datamodule, self.run_dir)
+            check_model_fits_data(self.model, self.datamodule)
         if getattr(self, "precision_notice", None) and main_process():
             print(self.precision_notice, file=sys.stderr)
         configured = _as_list(self._get(self.config_init, "trainer").get("callbacks"))  # one callback: a list of one

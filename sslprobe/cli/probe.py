@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 from sslprobe.cli.lightning_cli import PROBES
 from sslprobe.cli.runs import _as_list, load_checkpoint, wandb_logged_in
-from sslprobe.data.datamodule import CIFAR10DataModule
+from sslprobe.data.datamodule import ImageDataModule
 
 
 def checkpoint_probes() -> dict[str, str]:
@@ -57,7 +57,7 @@ def probe_checkpoint(argv: list[str]) -> None:
     method_class = getattr(importlib.import_module(module_name), class_name)
     checkpoint = load_checkpoint(checkpoint_path)
     method = method_class.load_from_checkpoint(checkpoint_path, map_location=args.device, weights_only=True)
-    datamodule = CIFAR10DataModule(**config["data"])
+    datamodule = ImageDataModule(**config["data"])
     datamodule.setup_for_run(run_dir)
     epoch = int(checkpoint.get("epoch", 0)) + 1  # counted from 1: the epoch the checkpoint ends or is in
     step = int(checkpoint.get("global_step", 0))

@@ -8,8 +8,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from sslprobe.data.cifar import load_cifar10
-from sslprobe.data.datamodule import CIFAR10DataModule
+from sslprobe.data.datamodule import ImageDataModule
 from sslprobe.methods import METHODS, SSLMethod
 
 DEFAULT_ROOT = "runs"
@@ -61,13 +60,18 @@ def shared_version(experiment_dir: Path) -> str:
 
 
 def default_experiment(config) -> str:
-    """``<method>_<backbone>_<imbalance>``, e.g. ``simclr_resnet18_full``."""
+    """``<method>_<backbone>_<imbalance>``, e.g. ``simclr_resnet18_full``; a data set other than
+    CIFAR-10 is appended (``simclr_resnet18_full_cifar100``)."""
     model = config.model
     method = str(model.class_path).rsplit(".", 1)[-1].lower()
     backbone = model.init_args.get("backbone", "resnet18")
     if not isinstance(backbone, str):  # a module given by class_path: its class name
         backbone = str(backbone.get("class_path", "backbone")).rsplit(".", 1)[-1].lower()
-    return f"{method}_{backbone}_{config.data.imbalance}"
+    dataset = config.data.get("dataset", "cifar10")
+    if not isinstance(dataset, str):  # a reader given by class_path: its class name
+        dataset = str(dataset.get("class_path", "dataset")).rsplit(".", 1)[-1].lower()
+    suffix = "" if dataset == "cifar10" else f"_{dataset}"
+    return f"{method}_{backbone}_{config.data.imbalance}{suffix}"
 
 
 def _as_list(value) -> list:
@@ -142,13 +146,12 @@ def check_writable(root: Path) -> None:
         raise PermissionError(f"trainer.default_root_dir {root} is not writable ({error.strerror or error})") from None
 
 
-def check_data(datamodule: CIFAR10DataModule, run_dir: Path) -> None:
-    """Load CIFAR-10 and draw the training subset now, so bad data fails before any logger starts.
+def check_data(datamodule: ImageDataModule, run_dir: Path) -> None:
+    """Load the data set and draw the training subset now, so bad data fails before any logger starts.
 
-    Nothing is written: ``subset.json`` is saved later by the datamodule's ``setup``.
+    Nothing is written into the run: ``subset.json`` is saved later by the datamodule's ``setup``.
     """
-    if datamodule.cifar is None:
-        datamodule.cifar = load_cifar10(datamodule.root, datamodule.download)
+    datamodule.load()
     datamodule.resolve_subset(run_dir, is_writer=False)
 
 
@@ -164,6 +167,20 @@ def keep_metrics(run_dir: Path) -> Path | None:
     kept = next(run_dir / name for name in names if not (run_dir / name).exists())
     metrics.rename(kept)
     return kept
+
+
+def check_model_fits_data(model, datamodule: ImageDataModule) -> None:
+    """A classifier's class count is the data's, and it is not given unlabelled images."""
+    num_classes = getattr(model, "hparams", {}).get("num_classes")
+    if num_classes is None:
+        return
+    data = datamodule.load()
+    if num_classes != len(data.classes):
+        raise ValueError(f"model.init_args.num_classes={num_classes}, but {data.name} ({data.label_set}) has "
+                         f"{len(data.classes)} classes: set --model.init_args.num_classes {len(data.classes)}")
+    if data.unlabelled:
+        raise ValueError(f"{type(model).__name__} trains on labels, but the training pool holds {data.unlabelled} "
+                         "unlabelled images: leave them out (data.dataset_kwargs)")
 
 
 def check_devices(trainer_config) -> None:

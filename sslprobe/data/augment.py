@@ -25,9 +25,13 @@ def check_augmentation(crop_scale: tuple[float, float], strength: float) -> None
 
 
 def simclr_transform(
-    crop_scale: tuple[float, float] = (0.2, 1.0), strength: float = 1.0, size: int = 32
+    crop_scale: tuple[float, float] = (0.2, 1.0), strength: float = 1.0, size: int = 32, blur: bool = False
 ) -> v2.Compose:
-    """One random SimCLR view of a uint8 (3, H, W) image, as a normalised float tensor."""
+    """One random SimCLR view of a uint8 (3, H, W) image, as a normalised float tensor.
+
+    With ``blur`` (the recipe above 64 px): Gaussian blur with p = 0.5, σ ~ U(0.1, 2), kernel side
+    the odd number nearest a tenth of ``size``.
+    """
     check_augmentation(crop_scale, strength)
     low, high = crop_scale
     steps: list = []
@@ -41,6 +45,11 @@ def simclr_transform(
             v2.RandomApply([jitter], p=0.8),
             v2.RandomGrayscale(p=0.2 * strength),
         ]
+        if blur:
+            from sslprobe.data.blur import BLUR_PROBABILITY, SIGMA_RANGE, blur_kernel_size
+
+            steps.append(v2.RandomApply([v2.GaussianBlur(blur_kernel_size(size), sigma=SIGMA_RANGE)],
+                                        p=BLUR_PROBABILITY))
     steps += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(CIFAR10_MEAN, CIFAR10_STD)]
     return v2.Compose(steps)
 

@@ -11,7 +11,11 @@ per-sample random parameters drawn exactly as torchvision's transforms draw them
 - colour jitter with p = 0.8: brightness, contrast, saturation factors ~ U(1 - 0.4s, 1 + 0.4s),
   hue shift ~ U(-0.1s, 0.1s), the four operations applied in a per-sample uniformly random
   order (``ColorJitter``'s ``randperm(4)``);
-- grayscale with p = 0.2s; then normalisation with the CIFAR-10 mean and std.
+- grayscale with p = 0.2s;
+- with ``blur`` (on above 64 px, e.g. STL-10 at 96): Gaussian blur with p = 0.5, σ ~ U(0.1, 2),
+  kernel side the odd number nearest a tenth of the image (`sslprobe.data.blur`);
+
+then normalisation with the CIFAR-10 mean and std.
 
 Randomness. Every parameter is a pure function of the sample's seed (the int that
 `GlobalBatchSampler` attaches to each index): ``u_k = mix64(mix64(seed) + (c_k + 1)·γ)`` is
@@ -43,6 +47,7 @@ import torch
 import torch.nn.functional as F
 
 from sslprobe.data.augment import CIFAR10_MEAN, CIFAR10_STD, check_augmentation
+from sslprobe.data.blur import BLUR_PROBABILITY, SIGMA_RANGE, blur_kernel_size, gaussian_blur
 from sslprobe.data.color_jitter import (  # noqa: F401 - the ids re-exported: the values of ViewParameters.order
     BRIGHTNESS,
     CONTRAST,
@@ -63,6 +68,7 @@ _TOP, _LEFT = 2 * CROP_ATTEMPTS, 2 * CROP_ATTEMPTS + 1
 _FLIP, _JITTER, _GRAY = 2 * CROP_ATTEMPTS + 2, 2 * CROP_ATTEMPTS + 3, 2 * CROP_ATTEMPTS + 4
 _FACTORS, _ORDER_KEYS = 2 * CROP_ATTEMPTS + 5, 2 * CROP_ATTEMPTS + 9
 _DRAWS = 2 * CROP_ATTEMPTS + 13
+_BLUR, _SIGMA = _DRAWS, _DRAWS + 1  # read only with blur: the draws before them stay as they are
 
 
 def _signed(value: int) -> int:
@@ -114,6 +120,8 @@ class ViewParameters:
         factors: (B, 4) float32 brightness, contrast, saturation factors and hue shift.
         order: (B, 4) int64 operation ids (`BRIGHTNESS`, ..., `HUE`) in application order.
         grayscale: (B,) bool.
+        blur: (B,) bool, Gaussian blur.
+        sigma: (B,) float32 σ of the blur.
     """
 
     top: torch.Tensor
@@ -125,6 +133,8 @@ class ViewParameters:
     factors: torch.Tensor
     order: torch.Tensor
     grayscale: torch.Tensor
+    blur: torch.Tensor
+    sigma: torch.Tensor
 
     @classmethod
     def identity(cls, batch: int, height: int, width: int, device: torch.device | str = "cpu") -> ViewParameters:
@@ -134,7 +144,7 @@ class ViewParameters:
         factors = torch.tensor([1.0, 1.0, 1.0, 0.0], device=device).expand(batch, 4).clone()
         order = torch.arange(4, device=device).expand(batch, 4).clone()
         return cls(zeros, zeros.clone(), zeros + height, zeros + width, false, false.clone(), factors, order,
-                   false.clone())
+                   false.clone(), false.clone(), torch.ones(batch, device=device))
 
     @classmethod
     def cat(cls, parts: list[ViewParameters]) -> ViewParameters:
@@ -184,6 +194,7 @@ def draw_view_parameters(
     width: int,
     crop_scale: tuple[float, float] = (0.2, 1.0),
     strength: float = 1.0,
+    blur: bool = False,
 ) -> ViewParameters:
     """The SimCLR view parameters of each sample, a pure function of (seed, stream).
 
@@ -192,6 +203,7 @@ def draw_view_parameters(
         stream: 0 for the first view, 1 for the second (any int gives an independent stream).
         height, width: image size in pixels.
         crop_scale, strength: as in `simclr_transform`; strength 0 gives `ViewParameters.identity`.
+        blur: draw the Gaussian blur (p 0.5, σ ~ U(0.1, 2)); the other parameters do not change.
 
     Returns:
         `ViewParameters` on the device of ``seeds``.
@@ -203,7 +215,7 @@ def draw_view_parameters(
     low, high = crop_scale
     scale = (1.0 - strength * (1.0 - low), high)
     ratio = ((3 / 4) ** strength, (4 / 3) ** strength)
-    u = counter_uniforms(seeds, stream, _DRAWS)  # (B, _DRAWS) float64
+    u = counter_uniforms(seeds, stream, _SIGMA + 1 if blur else _DRAWS)  # (B, draws) float64
     top, left, crop_h, crop_w = _crop_boxes(u, height, width, scale, ratio)
     spread = torch.tensor([0.4, 0.4, 0.4, 0.1], dtype=torch.float64, device=device) * strength
     centre = torch.tensor([1.0, 1.0, 1.0, 0.0], dtype=torch.float64, device=device)
@@ -219,6 +231,9 @@ def draw_view_parameters(
         factors=factors.to(torch.float32),
         order=order,
         grayscale=u[:, _GRAY] < 0.2 * strength,
+        blur=u[:, _BLUR] < BLUR_PROBABILITY if blur else torch.zeros(batch, dtype=torch.bool, device=device),
+        sigma=(SIGMA_RANGE[0] + (SIGMA_RANGE[1] - SIGMA_RANGE[0]) * u[:, _SIGMA]).to(torch.float32) if blur
+        else torch.ones(batch, device=device),
     )
 
 
@@ -271,7 +286,7 @@ def resized_crop_flip(images: torch.Tensor, params: ViewParameters) -> torch.Ten
 
 
 def render_view(images: torch.Tensor, params: ViewParameters) -> torch.Tensor:
-    """One view of float images in [0, 1], before normalisation: crop-resize-flip, jitter, gray.
+    """One view of float images in [0, 1], before normalisation: crop-resize-flip, jitter, gray, blur.
 
     Every row depends only on its own image and parameters (no batch statistics), so a view
     does not depend on which other images share the batch.
@@ -287,6 +302,11 @@ def render_view(images: torch.Tensor, params: ViewParameters) -> torch.Tensor:
     rows = torch.nonzero(params.grayscale).squeeze(1)
     if rows.numel():
         views.index_copy_(0, rows, rgb_to_luma(views.index_select(0, rows)).expand(-1, views.shape[1], -1, -1))
+    rows = torch.nonzero(params.blur).squeeze(1)
+    if rows.numel():
+        size = blur_kernel_size(min(views.shape[-2:]))
+        blurred = gaussian_blur(views.index_select(0, rows), params.sigma.index_select(0, rows), size)
+        views.index_copy_(0, rows, blurred)
     return views
 
 
@@ -297,6 +317,7 @@ class SimCLRBatchAugment:
         crop_scale: random-resized-crop scale range, as in `simclr_transform`.
         strength: 0 (normalisation only) to 1 (the SimCLR recipe), as in `simclr_transform`.
         mean, std: per-channel normalisation.
+        blur: add the Gaussian blur (the recipe above 64 px).
 
     Example:
         >>> augment = SimCLRBatchAugment((0.2, 1.0), 1.0)
@@ -309,14 +330,15 @@ class SimCLRBatchAugment:
         strength: float = 1.0,
         mean: tuple[float, ...] = CIFAR10_MEAN,
         std: tuple[float, ...] = CIFAR10_STD,
+        blur: bool = False,
     ):
         check_augmentation(crop_scale, strength)
-        self.crop_scale, self.strength = tuple(crop_scale), float(strength)
+        self.crop_scale, self.strength, self.blur = tuple(crop_scale), float(strength), bool(blur)
         self.mean, self.std = tuple(mean), tuple(std)
 
     def parameters(self, seeds: torch.Tensor, view: int, height: int, width: int) -> ViewParameters:
         """Parameters of view ``view`` (0 or 1) for each seed in ``seeds`` (B,)."""
-        return draw_view_parameters(seeds, view, height, width, self.crop_scale, self.strength)
+        return draw_view_parameters(seeds, view, height, width, self.crop_scale, self.strength, self.blur)
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) floats in [0, 1] -> normalised (a new tensor)."""

@@ -1,9 +1,9 @@
-"""CIFAR-10 for self-supervised training: in-memory uint8 images, subsets, two SimCLR views."""
+"""Any data set of the dataset contract for self-supervised training: subsets, two SimCLR views."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -12,7 +12,17 @@ from torch.utils.data import DataLoader, Dataset
 
 from sslprobe.data.augment import check_augmentation, simclr_transform
 from sslprobe.data.batch_augment import SimCLRBatchAugment
-from sslprobe.data.cifar import CIFAR10, ImageSet, balanced_subset, load_cifar10
+from sslprobe.data.cifar import CIFAR10Reader, CIFAR100Reader  # noqa: F401 - registers the readers
+from sslprobe.data.dataset import (
+    DATASETS,
+    DatasetReader,
+    ImageDataset,
+    ImageSet,
+    balanced_subset,
+    build_reader,
+    load_dataset,
+)
+from sslprobe.data.image_folder import ImageFolderReader  # noqa: F401
 from sslprobe.data.imbalance import (
     Imbalance,
     class_counts,
@@ -21,6 +31,7 @@ from sslprobe.data.imbalance import (
     subset_indices,
 )
 from sslprobe.data.sampler import GlobalBatchSampler, ResumableLoader, resume_position, sample_seed
+from sslprobe.data.stl10 import STL10Reader  # noqa: F401
 from sslprobe.options import (
     CheckedOptions,
     ClosedUnitInterval,
@@ -32,6 +43,7 @@ from sslprobe.options import (
 
 SUBSET_FILE = "subset.json"
 AugmentOn = Literal["auto", "device", "workers"]
+DatasetName = Literal[tuple(DATASETS)]  # the dataset registry of `sslprobe.data.dataset`
 
 
 class SeededImageDataset(Dataset):
@@ -73,12 +85,23 @@ class TwoViewDataset(SeededImageDataset):
         return view1, view2, label
 
 
-class CIFAR10DataModule(CheckedOptions, LightningDataModule):
-    """CIFAR-10 with a (possibly imbalanced) training subset and SimCLR views.
+class ImageDataModule(CheckedOptions, LightningDataModule):
+    """A data set in memory (CIFAR-10 by default) with a (possibly imbalanced) training subset and SimCLR views.
 
     Args:
-        root: folder that contains ``cifar-10-batches-py/``.
-        download: fetch CIFAR-10 (md5-checked) when missing.
+        root: the folder the reader reads: it holds ``cifar-10-batches-py/`` (cifar10),
+            ``cifar-100-python/`` (cifar100), ``stl10_binary/`` (stl10), or it is the image folder.
+        download: fetch the data set (md5-checked) when missing, where torchvision can.
+        dataset: a name of the dataset registry (``cifar10 | cifar100 | stl10 | image_folder``) or a
+            `DatasetReader` given by ``class_path`` + ``init_args``.
+        dataset_kwargs: options of a named data set's reader (e.g. ``unlabelled: true`` for stl10,
+            ``test_fraction`` or ``on_undecodable`` for image_folder).
+        label_set: which labels to use where a data set has several (cifar100: ``fine``, the
+            default, or ``coarse``); None: the data set's default.
+        image_size: side of the images in memory and of the views; other sizes are resized once
+            on reading.
+        max_memory_gb: refuse a data set whose images would take more memory than this (GiB),
+            estimated before reading; None: the memory the machine has available.
         batch_size: the *global* batch: each of W processes loads ``batch_size / W`` items, so a
             config means the same experiment on 1 or N devices (the learning rate is given for it).
         eval_batch_size: batch size of validation / feature extraction.
@@ -123,6 +146,12 @@ class CIFAR10DataModule(CheckedOptions, LightningDataModule):
         pin_memory: bool = False,
         persistent_workers: bool = False,
         augment_on: AugmentOn = "auto",
+        dataset: DatasetName | DatasetReader = "cifar10",
+        dataset_kwargs: dict[str, Any] | None = None,
+        label_set: str | None = None,
+        image_size: PositiveInt = 32,
+        max_memory_gb: PositiveFloat | None = None,
+        gaussian_blur: bool | None = None,
     ):
         super().__init__()  # the ranges of the annotations are checked by `CheckedOptions`
         check_augmentation(crop_scale, augment_strength)
@@ -136,10 +165,40 @@ class CIFAR10DataModule(CheckedOptions, LightningDataModule):
         self.crop_scale, self.augment_strength = tuple(crop_scale), augment_strength
         self.pin_memory, self.persistent_workers = pin_memory, persistent_workers
         self.augment_on = augment_on
-        self.batch_augment = SimCLRBatchAugment(self.crop_scale, augment_strength)
-        self.cifar: CIFAR10 | None = None
+        self.reader = build_reader(dataset, dataset_kwargs)
+        self.label_set, self.image_size, self.max_memory_gb = label_set, image_size, max_memory_gb
+        self.gaussian_blur = image_size > 64 if gaussian_blur is None else gaussian_blur
+        self.batch_augment = SimCLRBatchAugment(self.crop_scale, augment_strength, blur=self.gaussian_blur)
+        self.data: ImageDataset | None = None
         self.subset: dict | None = None
         self.resume_position = (0, 0)  # (epoch, batches of it already trained on)
+
+    # ------------------------------------------------------------------- data
+    def load(self) -> ImageDataset:
+        """The data set, read once (memory estimated and checked first)."""
+        if self.data is None:
+            self.data = load_dataset(self.reader, self.root, self.image_size, self.download, self.max_memory_gb,
+                                     self.label_set)
+        return self.data
+
+    @property
+    def cifar(self) -> ImageDataset | None:
+        """The data set in memory (its former name; None before it is read)."""
+        return self.data
+
+    @cifar.setter
+    def cifar(self, dataset: ImageDataset | None) -> None:
+        self.data = dataset
+
+    @property
+    def training_pool(self) -> ImageSet:
+        """The images training draws from: the training set, plus unlabelled ones (label -1) where read."""
+        data = self.load()
+        return data.training_pool if data.training_pool is not None else data.train
+
+    def data_identity(self) -> dict:
+        """What names the data for caches: reader and options, label set, image size."""
+        return {**self.reader.describe(), **self.data_key()}
 
     # ----------------------------------------------------------------- subset
     def subset_description(self) -> dict:
@@ -148,12 +207,26 @@ class CIFAR10DataModule(CheckedOptions, LightningDataModule):
             "requested_size": self.subset_size,
             "concentration": self.concentration if self.imbalance == "dirichlet" else None,
             "subset_seed": self.subset_seed,
+            "data": self.data_key(),
         }
 
+    def data_key(self) -> dict:
+        """Which images the indices refer to: data set, label set, image size (subset.json keeps it)."""
+        data = self.load()
+        return {"dataset": data.name, "label_set": data.label_set, "image_size": self.image_size}
+
     def compute_subset(self) -> dict:
-        labels = self.cifar.train.labels
+        data = self.load()
+        labels = data.train.labels
         counts = class_counts(labels, self.imbalance, self.subset_size, self.concentration, self.subset_seed)
-        indices = subset_indices(labels, counts, self.subset_seed)
+        if data.unlabelled:
+            if self.imbalance != "full":
+                raise ValueError(f"data.imbalance={self.imbalance!r} draws from labelled images, but the training "
+                                 f"pool holds {data.unlabelled} unlabelled ones: use imbalance full, or leave the "
+                                 "unlabelled images out")
+            indices = np.arange(len(self.training_pool), dtype=np.int64)
+        else:
+            indices = subset_indices(labels, counts, self.subset_seed)
         return {**self.subset_description(), "class_counts": counts.tolist(), "size": len(indices),
                 "indices": indices.tolist()}
 
@@ -171,6 +244,11 @@ class CIFAR10DataModule(CheckedOptions, LightningDataModule):
         path = run_dir / SUBSET_FILE if run_dir is not None else None
         if path is not None and path.is_file():
             saved = load_subset(path)
+            # a subset.json without "data" is of a run from before other data sets existed: CIFAR-10 at 32 px
+            saved_data = saved.get("data", {"dataset": "cifar10", "label_set": "labels", "image_size": 32})
+            if saved_data != computed["data"]:
+                raise ValueError(f"{path} was drawn from other data ({saved_data} vs {computed['data']}); "
+                                 "refusing to resume into it with other data")
             if saved.get("indices") != computed["indices"]:
                 differing = {k: (saved.get(k), v) for k, v in self.subset_description().items() if saved.get(k) != v}
                 raise ValueError(
@@ -203,8 +281,7 @@ class CIFAR10DataModule(CheckedOptions, LightningDataModule):
 
     # -------------------------------------------------------------- lifecycle
     def setup(self, stage: str | None = None) -> None:
-        if self.cifar is None:
-            self.cifar = load_cifar10(self.root, self.download)
+        self.load()
         if self.subset is None:
             trainer = self.trainer
             run_dir = Path(trainer.default_root_dir) if trainer is not None else None
@@ -216,8 +293,7 @@ class CIFAR10DataModule(CheckedOptions, LightningDataModule):
 
     def setup_for_run(self, run_dir: Path) -> None:
         """Load the data and the subset saved in ``run_dir`` (for measuring a finished run)."""
-        if self.cifar is None:
-            self.cifar = load_cifar10(self.root, self.download)
+        self.load()
         self.subset = self.resolve_subset(Path(run_dir), is_writer=False)
 
     @property
@@ -227,17 +303,15 @@ class CIFAR10DataModule(CheckedOptions, LightningDataModule):
 
     @property
     def class_names(self) -> list[str]:
-        """CIFAR-10's class names, in label order."""
-        if self.cifar is None:
-            self.cifar = load_cifar10(self.root, self.download)
-        return list(self.cifar.classes)
+        """The class names of the data set's labels, in label order."""
+        return list(self.load().classes)
 
     @property
     def train_indices(self) -> np.ndarray:
         return np.asarray(self.subset["indices"], dtype=np.int64)
 
     def train_transform(self):
-        return simclr_transform(self.crop_scale, self.augment_strength)
+        return simclr_transform(self.crop_scale, self.augment_strength, self.image_size, self.gaussian_blur)
 
     @property
     def augments_on_device(self) -> bool:
@@ -287,12 +361,12 @@ class CIFAR10DataModule(CheckedOptions, LightningDataModule):
         epoch, batches_done = self.resume_position
         sampler.set_epoch(epoch)  # the loader may start its workers before the trainer sets the epoch
         sampler.skip(epoch, batches_done)
-        dataset = self.make_dataset(self.cifar.train, self.train_indices)
+        dataset = self.make_dataset(self.training_pool, self.train_indices)
         return self._loader(dataset, sampler.local_batch, sampler)
 
     def val_dataloader(self) -> DataLoader:
         """Two fixed-seed views of the test set (the SSL loss on held-out images)."""
-        return self._loader(self.make_dataset(self.cifar.test, None), self.eval_batch_size)
+        return self._loader(self.make_dataset(self.load().test, None), self.eval_batch_size)
 
     def test_dataloader(self) -> DataLoader:
         return self.val_dataloader()
@@ -308,7 +382,7 @@ class CIFAR10DataModule(CheckedOptions, LightningDataModule):
         ``augments_on_device``, else by `simclr_transform` per sample (the loaders' paths).
 
         Returns:
-            ``(view1, view2)``, each (num_images, 3, 32, 32) float32 on ``device``.
+            ``(view1, view2)``, each (num_images, 3, S, S) float32 on ``device`` (S = ``image_size``).
         """
         indices = self.train_indices
         if num_images < 1:
@@ -316,10 +390,10 @@ class CIFAR10DataModule(CheckedOptions, LightningDataModule):
         generator = torch.Generator().manual_seed(seed)
         chosen = np.sort(indices[torch.randperm(len(indices), generator=generator)[:num_images].numpy()])
         if not self.augments_on_device:
-            dataset = TwoViewDataset(self.cifar.train, chosen, self.train_transform(), seed)
+            dataset = TwoViewDataset(self.training_pool, chosen, self.train_transform(), seed)
             views = [dataset[i] for i in range(len(dataset))]
             return (torch.stack([v[0] for v in views]).to(device), torch.stack([v[1] for v in views]).to(device))
-        dataset = SeededImageDataset(self.cifar.train, chosen, seed)
+        dataset = SeededImageDataset(self.training_pool, chosen, seed)
         view1, view2 = [], []
         for start in range(0, len(dataset), batch_size):
             items = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
@@ -331,19 +405,21 @@ class CIFAR10DataModule(CheckedOptions, LightningDataModule):
         return torch.cat(view1), torch.cat(view2)
 
     def evaluation_sets(self) -> tuple[ImageSet, ImageSet]:
-        """The full balanced train (50,000) and test (10,000) sets, for probes."""
-        if self.cifar is None:
-            self.cifar = load_cifar10(self.root, self.download)
-        return self.cifar.train, self.cifar.test
+        """The labelled train and test sets (CIFAR-10: 50,000 and 10,000), for probes."""
+        data = self.load()
+        return data.train, data.test
 
     def balanced_evaluation_sets(
         self, train_size: int | None, test_size: int | None, seed: int
     ) -> tuple[ImageSet, ImageSet]:
         """Fixed class-balanced subsets of the evaluation sets, for probes.
 
-        ``train_size // 10`` training and ``test_size // 10`` test images of every class, chosen
+        ``train_size // C`` training and ``test_size // C`` test images of each of the C classes, chosen
         by ``seed`` (`balanced_subset`; all images where a size is None). The same arguments give
         the same images on every process and after a resume.
         """
         train, test = self.evaluation_sets()
         return balanced_subset(train, train_size, seed), balanced_subset(test, test_size, seed)
+
+
+CIFAR10DataModule = ImageDataModule  # the former name, kept for code that imports it

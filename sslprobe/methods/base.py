@@ -60,6 +60,8 @@ class SSLMethod(CheckedOptions, LightningModule):
             images (B, 3, H, W) to features (B, feature_dim).
         backbone_kwargs: keyword arguments of a named backbone (e.g. ``widths`` for resnet12,
             ``patch_size`` for vit_tiny, ``norm: group`` for a batch-independent resnet12).
+        image_size: side of the images (in a config it follows ``data.image_size``); a named
+            backbone checks it and adapts to it (ResNet-18's stem, ViT's image size).
         projector: ``mlp`` (Linear-BN-ReLU-Linear), ``linear``, or ``null`` for none.
         hidden_dim, output_dim: projector sizes (paper: 512 hidden, 128 out).
         projector_batch_norm: BatchNorm between the projector's layers.
@@ -88,7 +90,7 @@ class SSLMethod(CheckedOptions, LightningModule):
     # Hyper-parameters that define the network's modules: a checkpoint and a config must agree on
     # them (subclasses with their own modules add theirs).
     architecture_keys: ClassVar[tuple[str, ...]] = (
-        "backbone", "backbone_kwargs", "projector", "hidden_dim", "output_dim", "projector_batch_norm")
+        "backbone", "backbone_kwargs", "image_size", "projector", "hidden_dim", "output_dim", "projector_batch_norm")
     # Probes (by `ProbeCallback.name`) that do not apply to the method, with the reason shown.
     unavailable_probes: ClassVar[dict[str, str]] = {}
 
@@ -100,6 +102,7 @@ class SSLMethod(CheckedOptions, LightningModule):
         self,
         backbone: BackboneName | nn.Module = "resnet18",
         backbone_kwargs: dict[str, Any] | None = None,
+        image_size: PositiveInt = 32,
         projector: Projector | None = "mlp",
         hidden_dim: PositiveInt = 512,
         output_dim: PositiveInt = 128,
@@ -143,7 +146,7 @@ class SSLMethod(CheckedOptions, LightningModule):
                                  f"{type(backbone).__name__} has none")
             self.backbone = backbone
         else:
-            self.backbone = build_backbone(backbone, **(backbone_kwargs or {}))
+            self.backbone = build_backbone(backbone, image_size, **(backbone_kwargs or {}))
         self.projector = build_projector(
             projector, self.backbone.feature_dim, hidden_dim, output_dim, projector_batch_norm
         )
@@ -255,6 +258,12 @@ class SSLMethod(CheckedOptions, LightningModule):
             )
             return
         nn.SyncBatchNorm.convert_sync_batchnorm(self)
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        # Checkpoints written before the datamodule was ImageDataModule keep its state (the data
+        # position of exact resume) under the former class name; Lightning restores it after this hook.
+        if "CIFAR10DataModule" in checkpoint and "ImageDataModule" not in checkpoint:
+            checkpoint["ImageDataModule"] = checkpoint.pop("CIFAR10DataModule")
 
     # --------------------------------------------------------------- training
     def shared_step(self, batch) -> torch.Tensor:

@@ -72,10 +72,27 @@ CASES = {
                            ["was trained with another model", "class_path: checkpoint 'sslprobe.methods.BarlowTwins'",
                             "backbone: checkpoint 'resnet18'"], 1),
     "reused_run_directory": (["--run.version", "version_0"], "real", ["version_0/config.yaml exists"], 1),
+    "folder_without_classes": (["--data.dataset", "image_folder"], "flat_folder", ["has no class folders"], 1),
+    "undecodable_image": (["--data.dataset", "image_folder"], "bad_image",
+                          ["broken.jpg is not a decodable image", "on_undecodable: skip"], 1),
+    "image_size_for_backbone": (["--data.image_size", "8"], "real", ["resnet12 cannot take 8x8 images"], 1),
+    "vit_patch_for_image_size": (["--model.init_args.backbone", "vit_tiny", "--model.init_args.backbone_kwargs",
+                                  "{patch_size: 4}", "--data.image_size", "30"], "real",
+                                 ["image size 30 is not divisible by patch size 4"], 1),
+    "over_memory_cap": (["--data.max_memory_gb", "0.1"], "real",
+                        ["cifar10 needs 0.17 GiB in memory, more than data.max_memory_gb=0.1"], 1),
+    "negative_memory_cap": (["--data.max_memory_gb", "-1"], "real", ["data.max_memory_gb"], 2),
+    "coarse_labels_on_cifar10": (["--data.label_set", "coarse"], "real",
+                                 ["data.label_set='coarse': cifar10 has no such labels"], 1),
+    "unknown_dataset": (["--data.dataset", "imagenet"], "real", ["data.dataset", "imagenet"], 2),
+    "classes_of_the_supervised_baseline": (["--config", "SUPERVISED", "--data.dataset", "cifar100", "--data.imbalance",
+                                            "full", "--data.subset_size", "null"], "real",
+                                           ["model.init_args.num_classes=10, but cifar100 (fine) has 100 classes"], 1),
 }
 PLACEHOLDERS = {
     "VICREG": str(REPO / "configs" / "methods" / "vicreg.yaml"),
     "INFONCE": str(REPO / "configs" / "methods" / "info_nce.yaml"),
+    "SUPERVISED": str(REPO / "configs" / "methods" / "supervised.yaml"),
     "LANDSCAPE": str(REPO / "callbacks" / "landscape.yaml"),
 }
 
@@ -102,6 +119,17 @@ def data_root(kind: str, cifar_root: Path, tmp: Path) -> Path:
         return cifar_root
     if kind == "absent":
         return tmp / "absent"
+    if kind in ("flat_folder", "bad_image"):
+        from PIL import Image
+
+        folder = tmp / kind
+        places = [folder / split / f"class{c}" for split in ("train", "test") for c in (0, 1)]
+        for index, where in enumerate(places if kind == "bad_image" else [folder] * 4):
+            where.mkdir(parents=True, exist_ok=True)
+            Image.new("RGB", (8, 8), (index, 0, 0)).save(where / f"{index}.png")
+        if kind == "bad_image":
+            (folder / "train" / "class1" / "broken.jpg").write_bytes(b"\xff\xd8 not a jpeg")
+        return folder
     folder = tmp / "truncated" / "cifar-10-batches-py"
     folder.mkdir(parents=True)
     for source in (cifar_root / "cifar-10-batches-py").iterdir():

@@ -68,7 +68,7 @@ def test_checkpoints_hold_only_allowed_types(run_dir):
         assert set(torch.serialization.get_unsafe_globals_in_checkpoint(path)) <= allowed, path
         checkpoint = load_checkpoint(path)
         # what the allow-list has to cover: RNG states, sampler position, probe states, hyper-parameters
-        assert {"rng_states", "CIFAR10DataModule", "hyper_parameters", "callbacks"} <= set(checkpoint)
+        assert {"rng_states", "ImageDataModule", "hyper_parameters", "callbacks"} <= set(checkpoint)
         assert any(key.startswith("ProjectorSpectrum") for key in checkpoint["callbacks"])
 
 

@@ -90,7 +90,7 @@ def test_capped_classes_redistribute_excess():
 def test_concentration_must_be_positive(cifar, concentration):
     with pytest.raises(ValueError, match="concentration must be > 0"):
         class_counts(cifar.train.labels, "dirichlet", 1000, concentration)
-    with pytest.raises(ValueError, match=f"CIFAR10DataModule.concentration: expected a number > 0, "
+    with pytest.raises(ValueError, match=f"ImageDataModule.concentration: expected a number > 0, "
                                          f"got {concentration}"):
         CIFAR10DataModule(concentration=concentration)
 

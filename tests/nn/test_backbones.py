@@ -100,3 +100,34 @@ def test_projectors():
     assert last_linear(nn.Identity()) is None
     with pytest.raises(ValueError, match=r"unknown projector 'conv'"):
         build_projector("conv", 64)
+
+
+@pytest.mark.parametrize(("size", "cifar_stem"), [(32, True), (64, True), (96, False)])
+def test_resnet18_stem_follows_the_image_size(size, cifar_stem):
+    backbone = build_backbone("resnet18", image_size=size)
+    assert (backbone.model.conv1.kernel_size == (3, 3)) is cifar_stem
+    assert isinstance(backbone.model.maxpool, nn.Identity) is cifar_stem
+    with torch.no_grad():
+        assert backbone.eval()(torch.randn(2, 3, size, size)).shape == (2, 512)
+    pinned = build_backbone("resnet18", image_size=size, cifar_stem=True)  # the override
+    assert pinned.model.conv1.kernel_size == (3, 3)
+
+
+@pytest.mark.parametrize("size", [32, 64, 96])
+def test_resnet12_and_vit_take_32_64_and_96_px(size):
+    with torch.no_grad():
+        resnet = build_backbone("resnet12", image_size=size, widths=(4, 8, 8, 8)).eval()
+        assert resnet(torch.randn(2, 3, size, size)).shape == (2, 8)
+        vit = build_backbone("vit_tiny", image_size=size, patch_size=16, depth=1, embed_dim=24, num_heads=2).eval()
+        assert vit(torch.randn(2, 3, size, size)).shape == (2, 24)
+
+
+def test_image_sizes_a_backbone_cannot_take():
+    with pytest.raises(ValueError, match="resnet12 cannot take 8x8 images"):
+        build_backbone("resnet12", image_size=8)
+    with pytest.raises(ValueError, match="resnet18 with the ImageNet stem cannot take 16x16 images"):
+        build_backbone("resnet18", image_size=16, cifar_stem=False)
+    with pytest.raises(ValueError, match="img_size 32 differs from data.image_size 96"):
+        build_backbone("vit_tiny", image_size=96, img_size=32)
+    with pytest.raises(ValueError, match="image size 96 is not divisible by patch size 5"):
+        build_backbone("vit_tiny", image_size=96, patch_size=5)

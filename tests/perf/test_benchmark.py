@@ -51,6 +51,11 @@ def test_quick_benchmark_writes_every_section(tmp_path, cifar_root):
     scaling = report["scaling"]
     assert all(row["grid_s"] > 0 for row in scaling["landscape_vs_grid"])
     assert len(scaling["fit_vs_batch_size"]) >= 2 and len(scaling["linear_vs_epochs"]) >= 2
+    resolution = report["resolution"]
+    assert set(resolution["augmentation"]) == {"32", "96"} and resolution["augmentation"]["96"]["blur"]
+    assert all(row["images_per_s"] > 0 for row in resolution["augmentation"].values())
+    assert resolution["fit"]["image_size"] == 96 and resolution["fit"]["fit_vs_bare"] > 0
+    assert "batched augmentation img/s at 96 px (blur)" in done.stdout
     # precision: the four variants timed in every repeat, ratios against the float32 run of the repeat
     precision = report["precision"]
     assert (precision["native_bfloat16"] is not None) == (report["settings"]["precision"] == "bf16-mixed")

@@ -7,9 +7,9 @@ SHARED_CIFAR := ../shared/data/make_cifar10_batches.py
 
 .PHONY: install data run test test-fast lint docs
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q -c constraints.txt -e ".[dev]"
 	touch $@
 
 install: $(VENV)/.installed
@@ -37,3 +37,14 @@ lint: install
 docs: install
 	$(PY) -m pip install -q -e ".[docs]"
 	$(PY) -m mkdocs build --strict --site-dir site
+
+# Packaging: the wheel installed into a fresh venv that already holds the tested torch keeps it,
+# and its `sslprobe` console script runs (.ci/check_wheel); `constraints` re-pins the tested set
+# (direct and test dependencies) from this venv.
+.PHONY: wheel-check constraints
+wheel-check: install
+	.ci/check_wheel $(PY)
+
+constraints: install
+	@{ sed -n '/^#/p' constraints.txt; $(PY) -m pip freeze | grep -iE '^(torch|torchvision|lightning|timm|wandb|jsonargparse|docstring[-_]parser|typeshed[-_]client|matplotlib|numpy|rich|pytest|pytest-timeout|ruff)=='; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt

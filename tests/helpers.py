@@ -71,6 +71,7 @@ def tiny_fit_args(
         "--config", str(REPO / "configs" / "quickstart.yaml"),
         # the quickstart's own probes off: only those of ``configs`` run
         "--probes.spectrum", "null", "--probes.landscape", "null", "--probes.linear_eval", "null",
+        "--probes.knn_monitor", "null",
         *(arg for config in configs for arg in ("--config", str(REPO / config))),
         *model,
         "--model.init_args.backbone_kwargs", backbone_kwargs,

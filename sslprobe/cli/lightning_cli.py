@@ -262,13 +262,14 @@ class SSLProbeCLI(LightningCLI):
         if self.subcommand is not None and isinstance(self.datamodule, ImageDataModule):
             check_data(self.datamodule, self.run_dir)
             check_model_fits_data(self.model, self.datamodule)
-        if getattr(self, "precision_notice", None) and main_process():
-            print(self.precision_notice, file=sys.stderr)
         configured = _as_list(self._get(self.config_init, "trainer").get("callbacks"))  # one callback: a list of one
         probes = [p for p in vars(self._get(self.config_init, "probes")).values() if p is not None]
         trainer = super().instantiate_trainer(
             default_root_dir=str(self.run_dir), callbacks=[*configured, *probes], **kwargs
         )
+        if self.subcommand is not None and main_process():
+            for line in device_lines(trainer, getattr(self, "precision_notice", None)):
+                print(line, file=sys.stderr)
         for logger in trainer.loggers:
             # WandbLogger passes anonymous=None, which wandb >= 0.19 warns about on every run.
             init = getattr(logger, "_wandb_init", None)
@@ -290,6 +291,21 @@ def check_backbone_options(model_config) -> None:
             check_options(BACKBONES[name], dict(kwargs), owner="model.init_args.backbone_kwargs")
         except ValueError as error:
             raise ParseError(str(error)) from None
+
+
+def device_lines(trainer, precision_notice: str | None) -> list[str]:
+    """What the run runs on, in one line (instead of the Trainer's GPU/TPU/HPU inventory and AMP notice).
+
+    ``run.precision auto``'s choice is folded into it; a hint from `choose_precision` follows it.
+    """
+    count, kind = trainer.num_devices, type(trainer.accelerator).__name__.removesuffix("Accelerator").lower()
+    where = f"{count} {kind} device{'s' if count != 1 else ''}"
+    if trainer.num_nodes > 1:
+        where += f" on each of {trainer.num_nodes} nodes"
+    auto = "sslprobe: run.precision auto: "
+    if precision_notice and precision_notice.startswith(auto):
+        return [f"sslprobe: {where}, {precision_notice.removeprefix('sslprobe: ')}"]
+    return [f"sslprobe: {where}, precision {trainer.precision}", *([precision_notice] if precision_notice else [])]
 
 
 def choose_precision(config, fitting: bool) -> str | None:

@@ -1,5 +1,7 @@
-"""`scripts/benchmark.py --quick` runs and writes every section of its JSON report; the landscape
-probe runs the backbone once per image whatever its grid (the claim behind the benchmark's cost).
+"""`scripts/benchmark.py --quick` (argument parsing over `sslprobe.benchmark`) runs and writes every
+section of its JSON report; `sslprobe.benchmark.configure` derives the settings the switches ask for;
+the landscape probe runs the backbone once per image whatever its grid (the claim behind the
+benchmark's cost).
 
 Benchmarks are reports, not timed tests: nothing here checks a speed.
 """
@@ -16,6 +18,7 @@ import numpy as np
 import pytest
 import torch
 
+from sslprobe.benchmark import FULL, GPU, QUICK, configure
 from sslprobe.callbacks import LandscapeProbe
 from sslprobe.data.datamodule import CIFAR10DataModule
 from sslprobe.methods import SimCLR
@@ -65,6 +68,21 @@ def test_quick_benchmark_writes_every_section(tmp_path, cifar_root):
         assert len(runs) == report["repeats"] and all(value > 0 for value in runs)
         assert row["vs_float32_pairs"][variant] == pytest.approx([v / f for v, f in zip(runs, row["runs"]["float32"])])
     assert "fit bf16_channels_last / float32, resnet12_narrow" in done.stdout
+
+
+def test_configure_derives_the_settings_of_the_switches():
+    settings, mode, numerics = configure(quick=True, float32=True)
+    assert mode == "quick" and numerics == "32-true (--float32)"
+    assert settings == QUICK  # QUICK is float32 without channels-last already
+    settings, mode, _ = configure(models=["resnet12"], float32=True)
+    assert mode == "full" and settings.models == ("resnet12",) and settings.precision_models == FULL.precision_models
+    settings, _, _ = configure(models=["resnet12_narrow"], only_precision=True, float32=True)
+    assert settings.precision_models == ("resnet12_narrow",) and settings.models == FULL.models
+    settings, mode, _ = configure(gpu=True, quick=True, float32=True)
+    assert mode == "gpu" and settings.device == "cuda" and settings.steps == 5 < GPU.steps
+    settings, _, numerics = configure()  # what run.precision auto picks for this CPU
+    assert (settings.precision, settings.channels_last) in {("32-true", False), ("bf16-mixed", True)}
+    assert numerics.startswith(settings.precision)
 
 
 def test_landscape_probe_runs_the_backbone_once_per_image_whatever_the_grid(tmp_path, cifar_root):

@@ -23,6 +23,7 @@ def fit(root: Path, cifar_root: Path, *extra: str) -> Path:
     main([
         "fit", "--config", str(REPO / "configs" / "quickstart.yaml"),
         "--probes.spectrum", "null", "--probes.landscape", "null", "--probes.linear_eval", "null",
+        "--probes.knn_monitor", "null",
         "--model.init_args.backbone_kwargs", "{widths: [8, 16, 16, 16]}",
         "--data.root", str(cifar_root), "--data.subset_size", "100", "--data.batch_size", "20",
         "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "0",

@@ -1,4 +1,5 @@
-"""scripts/theory_figures.py --quick end to end, as a subprocess."""
+"""The theory figures: `sslprobe.studies.theory_figures` against the committed results.json, and
+scripts/theory_figures.py --quick end to end, as a subprocess (the script parses arguments only)."""
 
 import json
 import math
@@ -7,8 +8,57 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "theory_figures.py"
+from sslprobe.studies import theory_figures
+from sslprobe.studies.theory_figures import imbalance_on_the_sphere, printed_slips
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPT = REPO / "scripts" / "theory_figures.py"
+COMMITTED = REPO / "docs" / "figures" / "theory" / "results.json"  # the full run's numbers, as the docs cite them
+
+
+def assert_same_record(new, committed, path="", rel=1e-9):
+    """Equal structure and values; floats to ``rel`` (the committed file comes from another machine's BLAS)."""
+    if isinstance(new, dict):
+        assert set(new) - {"seconds"} == set(committed) - {"seconds"}, path
+        for key in set(new) - {"seconds"}:
+            assert_same_record(new[key], committed[key], f"{path}.{key}", rel)
+    elif isinstance(new, list):
+        assert len(new) == len(committed), path
+        for i, (a, b) in enumerate(zip(new, committed)):
+            assert_same_record(a, b, f"{path}[{i}]", rel)
+    elif isinstance(new, float) and not math.isfinite(new):
+        assert (math.isnan(new) and math.isnan(committed)) or new == committed, path
+    elif isinstance(new, float):
+        assert math.isclose(new, committed, rel_tol=rel, abs_tol=1e-300), (path, new, committed)
+    else:
+        assert new == committed, (path, new, committed)
+
+
+def as_json(record: dict):
+    return json.loads(json.dumps(record, default=float, allow_nan=True))
+
+
+def test_printed_text_checks_reproduce_the_committed_numbers():
+    committed = json.loads(COMMITTED.read_text())
+    assert_same_record(as_json(printed_slips()), committed["printed_slips"])
+    assert_same_record(as_json(imbalance_on_the_sphere()), committed["imbalance_on_the_sphere"])
+
+
+@pytest.mark.slow
+def test_fig1_at_full_size_reproduces_the_committed_numbers(tmp_path):
+    """Fig. 1 with the ``full`` settings: every number of its committed record (the function the full run used)."""
+    committed = json.loads(COMMITTED.read_text())
+    assert committed["mode"] == "full"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        record = theory_figures.FIGURES["fig1"]({**theory_figures.SETTINGS["full"], "data_root": tmp_path}, tmp_path)
+    finally:
+        torch.set_num_threads(threads)
+    assert (tmp_path / "fig1.png").stat().st_size > 10_000
+    assert_same_record(as_json(record), committed["fig1"])
 FIGURES = ("fig1", "fig3", "fig5_left", "fig5_mid", "fig5_mid_long", "fig5_right", "fig5_cifar", "fig6", "fig7")
 
 

@@ -43,6 +43,9 @@ def probe_parser() -> ArgumentParser:
         description="The probes on a model trained anywhere (--backbone, --weights), in a run directory of "
                     "its own; with --ckpt_path RUN/checkpoints/last.ckpt instead, on an sslprobe run's checkpoint.")
     parser.add_argument("--config", action=ActionConfigFile, help="a YAML file of these options")
+    parser.add_argument("--settings_from", type=str | None, default=None,
+                        help="a run directory whose --data.* and --probes.* settings become the defaults (so "
+                             "`compare` can set this model beside it); options given here still override them")
     parser.add_argument("--backbone", type=str, required=True, help=describe_backbone_choices())
     parser.add_argument("--backbone_kwargs", type=dict | None, default=None,
                         help="keyword arguments of the architecture (torchvision ResNets: cifar_stem: true)")
@@ -99,7 +102,11 @@ def build_objective(name: str, kwargs: dict | None) -> nn.Module:
 
 def probe_model(argv: list[str]) -> None:
     """Probe a model trained anywhere (module docstring); every check runs before anything is written."""
-    config = probe_parser().parse_args(argv)  # a rejected value: one line from `main`
+    parser = probe_parser()
+    source = settings_source(argv)
+    if source is not None:
+        parser.set_defaults(run_settings(source, parser))
+    config = parser.parse_args(argv)  # a rejected value: one line from `main`
     wanted = [w.strip() for w in config.what.split(",") if w.strip()]
     unknown = [w for w in wanted if w not in PROBE_NAMES]
     if unknown or not wanted:
@@ -142,7 +149,8 @@ def probe_model(argv: list[str]) -> None:
               "probes": {key: {"class_path": f"{cls.__module__.rsplit('.', 1)[0]}.{cls.__name__}",
                                "init_args": settings[cls.name]}
                          for key, cls in PROBE_CALLBACKS.items() if cls.name in wanted},
-              "seed_everything": config.seed, "run": {"experiment": experiment, "version": version}}
+              "seed_everything": config.seed, "settings_from": config.settings_from,
+              "run": {"experiment": experiment, "version": version}}
     write_config(run_dir / "config.yaml", record)
     for note in notes:
         print(f"sslprobe: weights: {note}")
@@ -161,6 +169,32 @@ def probe_model(argv: list[str]) -> None:
     for logger in loggers:
         if hasattr(logger, "experiment"):
             logger.experiment.finish()
+
+
+def settings_source(argv: list[str]) -> Path | None:
+    """The run directory of ``--settings_from`` in ``argv`` (read before parsing: it sets defaults)."""
+    for index, arg in enumerate(argv):
+        if arg.startswith("--settings_from="):
+            return Path(arg.partition("=")[2])
+        if arg == "--settings_from" and index + 1 < len(argv):
+            return Path(argv[index + 1])
+    return None
+
+
+def run_settings(run_dir: Path, parser: ArgumentParser) -> dict:
+    """``data.<option>`` and ``probes.<probe>.<option>`` of a run's config.yaml, those this parser has."""
+    import yaml
+
+    path = run_dir / "config.yaml"
+    if not path.is_file():
+        raise FileNotFoundError(f"--settings_from {run_dir}: no config.yaml there (give a run directory)")
+    config = yaml.safe_load(path.read_text()) or {}
+    known = parser.get_defaults().keys()
+    defaults = {f"data.{k}": v for k, v in (config.get("data") or {}).items()}
+    for key, section in (config.get("probes") or {}).items():
+        if isinstance(section, dict):
+            defaults.update({f"probes.{key}.{k}": v for k, v in (section.get("init_args") or section).items()})
+    return {key: value for key, value in defaults.items() if key in known}
 
 
 def write_config(path: Path, record: dict) -> None:

@@ -76,9 +76,9 @@ class ProbedModel(nn.Module):
         self.weight_decay = float(weight_decay)
         self.rebuild = rebuild
         named = name or architecture_fingerprint(backbone)
-        head = None if projector is None else architecture_fingerprint(projector)
+        # what the random-init baseline's cache is keyed on (as a method's hyper-parameters are)
         self.hparams = {"backbone": named if rebuild is not None else f"{named} (reset_parameters)",
-                        "backbone_kwargs": {"projector": head}}
+                        "backbone_kwargs": None}
 
     @property
     def device(self) -> torch.device:
@@ -252,12 +252,12 @@ def probe(
     model = ProbedModel(backbone, projector, objective, weight_decay=weight_decay, name=name, rebuild=rebuild)
     if device is not None:
         model = model.to(device)
-    if getattr(data, "subset", None) is None:
-        data.setup_for_run(Path(out) if out is not None else Path(tempfile.gettempdir()) / "sslprobe-no-run")
     log_to = SimpleNamespace(loggers=list(loggers), global_step=0, datamodule=data)
     results = ProbeResults(out=Path(out) if out is not None else None)
     with contextlib.ExitStack() as stack:
         run_dir = Path(out) if out is not None else Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        if getattr(data, "subset", None) is None:
+            data.setup_for_run(run_dir)  # loads the data; a subset.json already in ``out`` is checked and used
         run_dir.mkdir(parents=True, exist_ok=True)
         for each in probes:
             if getattr(each, "random_init_seed", 0) is None:

@@ -33,7 +33,7 @@ def fit(root: Path, cifar_root: Path, version: str, *extra: str) -> Path:
 
 def probe(root: Path, cifar_root: Path, *extra: str) -> Path:
     main(["probe", "--backbone", "resnet12", "--backbone_kwargs", "{widths: [4, 8, 8, 8]}", "--device", "cpu",
-          "--root", str(root), "--data.root", str(cifar_root), "--wandb_project", "null", *DATA, *extra])
+          "--root", str(root), "--data.root", str(cifar_root), "--wandb_project", "null", *extra])
     return sorted((root / "probe_resnet12").iterdir())[-1]
 
 
@@ -42,11 +42,12 @@ def runs(tmp_path_factory, cifar_root) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("runs")
     first = fit(root, cifar_root, "a")
     second = fit(root, cifar_root, "b", "--model.init_args.temperature", "0.2", "--seed_everything", "1")
-    # run a's checkpoint probed as a model of another library would be: a Lightning checkpoint, prefixes found
-    probed = probe(root, cifar_root, "--weights", str(first / "checkpoints" / "last.ckpt"), "--projector", "mlp",
-                   "--projector_kwargs", "{hidden_dim: 16, output_dim: 8}", "--objective", "NTXentLoss",
-                   "--what", "spectrum,linear,landscape", *PROBES)
-    other_data = probe(root, cifar_root, "--what", "spectrum", "--data.subset_seed", "1",
+    # run a's checkpoint probed as a model of another library would be (a Lightning checkpoint, prefixes
+    # found), with the data and probe settings of run a
+    probed = probe(root, cifar_root, "--settings_from", str(first), "--weights", str(first / "checkpoints" /
+                   "last.ckpt"), "--projector", "mlp", "--projector_kwargs", "{hidden_dim: 16, output_dim: 8}",
+                   "--objective", "NTXentLoss", "--what", "spectrum,linear,landscape")
+    other_data = probe(root, cifar_root, "--what", "spectrum", *DATA, "--data.subset_seed", "1",
                        "--probes.spectrum.num_images", "64")
     return {"a": first, "b": second, "probed": probed, "other_data": other_data, "root": root}
 

@@ -1,4 +1,5 @@
-"""``python -m sslprobe probe``: the probes on a saved checkpoint, logged where its ``fit`` logged."""
+"""``python -m sslprobe probe``: the probes on a saved checkpoint, logged where its ``fit`` logged; with
+``--backbone`` instead of ``--ckpt_path``, on a model trained anywhere (`sslprobe.cli.probe_model`)."""
 from __future__ import annotations
 
 import argparse

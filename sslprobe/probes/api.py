@@ -187,11 +187,11 @@ def build_probes(what: Iterable[str], settings: Mapping[str, Mapping] | None = N
     return [by_name[name](**dict(settings.get(name) or {})) for name in wanted]
 
 
-def collect(probe, results: ProbeResults, scalars: dict) -> None:
-    """Put ``probe``'s typed result and scalars into ``results``."""
+def collect(probe, results: ProbeResults, scalars: dict, reason: str | None = None) -> None:
+    """Put ``probe``'s typed result and scalars into ``results`` (``reason``: why it declined, if it did)."""
     results.metrics.update({k: v for k, v in scalars.items() if isinstance(v, (int, float))})
     if scalars.get(f"{probe.name}/applicable") == 0.0 and probe.last_result is None:
-        results.declined[probe.name] = "does not apply (see its json file)"
+        results.declined[probe.name] = reason or f"does not apply (probes/{probe.name}_epoch1.json says why)"
         return
     if probe.name == "spectrum":
         results.spectrum = probe.last_result
@@ -265,8 +265,5 @@ def probe(
             if hasattr(each, "random_init_seed"):
                 each.cache_dir = run_dir / "random_init_cache"
             scalars = measure(each, model, data, run_dir, epoch=1, log_to=log_to, log_epoch=0)
-            collect(each, results, scalars)
-            reason = model.probe_unavailable(each.name)
-            if reason is not None:
-                results.declined[each.name] = reason
+            collect(each, results, scalars, model.probe_unavailable(each.name))
     return results

@@ -189,7 +189,7 @@ def run_settings(run_dir: Path, parser: ArgumentParser) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"--settings_from {run_dir}: no config.yaml there (give a run directory)")
     config = yaml.safe_load(path.read_text()) or {}
-    known = parser.get_defaults().keys()
+    known = set(parser.get_defaults().keys())
     defaults = {f"data.{k}": v for k, v in (config.get("data") or {}).items()}
     for key, section in (config.get("probes") or {}).items():
         if isinstance(section, dict):

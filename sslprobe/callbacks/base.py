@@ -12,7 +12,6 @@ weights' own precision (float32, or float64 under ``64-true``), whatever precisi
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
 
 from sslprobe.options import CheckedOptions, PositiveInt
+from sslprobe.probes.api import measure
 
 PROBES_DIR = "probes"
 INITIAL_EPOCH = 0  # `measure`'s epoch (epochs trained, counted from 1) for the network before any step
@@ -95,6 +95,7 @@ class ProbeCallback(CheckedOptions, Callback):
     name = "probe"
     config_key: str | None = None
     from_checkpoint = True  # `python -m sslprobe probe` can run it on a saved checkpoint
+    last_result = None  # the typed result of the latest `measure` (`sslprobe.probes.results`), None if declined
     at_start = False  # measure the initial network at step 0 (subclasses take it as an argument)
 
     def __init_subclass__(cls, **kwargs):
@@ -163,15 +164,11 @@ class ProbeCallback(CheckedOptions, Callback):
         bar = trainer.progress_bar_callback
         # During fit the probe's phases are tasks on the run's bar (none without one).
         self._progress = bar.task if isinstance(bar, RunProgressBar) else _no_progress
-        start = time.perf_counter()
-        try:
-            with torch.autocast(device_type=pl_module.device.type, enabled=False):  # bf16 training: probes in fp32
-                scalars = self.measure_or_explain(pl_module, trainer.datamodule, Path(trainer.default_root_dir),
-                                                  epoch + 1)
+        try:  # the one entry point of every probe run; bf16 training: probes in fp32
+            measure(self, pl_module, trainer.datamodule, Path(trainer.default_root_dir), epoch + 1,
+                    log_to=trainer, log_epoch=max(epoch, 0))
         finally:
             self._progress = None
-        scalars[f"{self.name}/seconds"] = time.perf_counter() - start
-        self.log_results(trainer, scalars, max(epoch, 0))
 
     def progress(self, description: str, total: int):
         """Context manager for one phase of `measure` (``total`` units); yields ``advance(n=1)``.

@@ -11,6 +11,7 @@ from sslprobe.callbacks.base import INITIAL_EPOCH, ProbeCallback, extract_featur
 from sslprobe.options import AtLeastTenInt, NonNegativeInt, PositiveFloat, PositiveInt
 from sslprobe.probes.linear import knn_predict
 from sslprobe.probes.linear_protocol import LinearEvalOptions
+from sslprobe.probes.results import KNNResult
 
 KNN_DEFAULTS = LinearEvalOptions()  # k and temperature: the linear-evaluation probe's kNN, one definition
 
@@ -68,6 +69,7 @@ class KNNMonitor(ProbeCallback):
         predictions = knn_predict(train_features, train.labels, test_features, num_classes,
                                   k=self.k, temperature=self.temperature)
         top1 = float((predictions == test.labels.long()).double().mean())
+        self.last_result = KNNResult(top1, self.k, self.temperature, len(train), len(test))
         self.history = [row for row in self.history if row["epochs_trained"] != epoch]
         self.history.append({"epochs_trained": epoch, "top1": top1})
         payload = {"k": self.k, "temperature": self.temperature, "num_train": len(train), "num_test": len(test),

@@ -98,6 +98,7 @@ class LandscapeProbe(ProbeCallback):
 
     name = "landscape"
     config_key = "landscape"
+    last_verdict: dict | None = None  # `landscape_report` of the latest measurement, beside `last_result`
 
     def __init__(
         self,
@@ -134,6 +135,7 @@ class LandscapeProbe(ProbeCallback):
                 method.loss_fn, head=head, scales=grid, r1=grid, r2=grid, options=options, on_points=advance,
             )
         report = landscape_report(result)
+        self.last_result, self.last_verdict = result, report
         directory = probes_dir(run_dir)
         stem = directory / f"landscape_epoch{epoch}"
         result.save(stem.with_suffix(".npz"))

@@ -61,6 +61,8 @@ class LinearEvaluation(ProbeCallback):
 
     name = "linear"
     config_key = "linear_eval"
+    last_random_init: LinearEvalScores | None = None  # the baseline's scores of the latest measurement
+    cache_dir: Path | None = None  # where the baseline is cached (default: beside the experiments)
 
     def __init__(
         self,
@@ -138,13 +140,15 @@ class LinearEvaluation(ProbeCallback):
                "init_seed": seed, "dtype": str(method.dtype), "num_train": len(train), "num_test": len(test),
                "train_size": self.train_size, "test_size": self.test_size, **self.options.protocol()}
         digest = hashlib.sha1(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
-        path = Path(run_dir).resolve().parent.parent / RANDOM_INIT_CACHE / f"{digest}.json"
+        cache = getattr(self, "cache_dir", None) or Path(run_dir).resolve().parent.parent / RANDOM_INIT_CACHE
+        path = Path(cache) / f"{digest}.json"
         data_key = evaluation_data_key(train, test, data)
         entry = read_cache_entry(path, key, data_key)
         if entry is None:
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(seed)
-                initial = type(method)(**hparams)
+                # a model probed from plain modules rebuilds its own architecture (`ProbedModel`)
+                initial = method.reinitialized() if hasattr(method, "reinitialized") else type(method)(**hparams)
             initial = initial.to(device=method.device, dtype=method.dtype)
             result = self.evaluate(initial, train, test, class_counts, return_predictions=True,
                                    label="random init: ")
@@ -152,6 +156,7 @@ class LinearEvaluation(ProbeCallback):
             write_cache_entry(path, key, entry)
         scores = scores_of_predictions(torch.tensor(entry["predictions"]), torch.tensor(entry["knn_predictions"]),
                                        test.labels, len(class_counts), class_counts)
+        self.last_random_init = scores
         return {**{f"random_init_{name}": getattr(scores, name) for name in LinearEvalScores.headline_names()},
                 "random_init_seed": seed, "random_init_cache": str(path)}
 
@@ -162,6 +167,7 @@ class LinearEvaluation(ProbeCallback):
         counts = datamodule.class_counts
         start = time.perf_counter()
         scores = self.evaluate(method, train, test, counts)
+        self.last_result, self.last_random_init = scores, None
         identity = datamodule.data_identity() if hasattr(datamodule, "data_identity") else None
         baseline = self.random_init_result(method, train, test, counts, run_dir, identity) if self.random_init else {}
         fitting = time.perf_counter() - start

@@ -11,6 +11,7 @@ from lightning.pytorch import LightningModule
 from sslprobe.callbacks.base import INITIAL_EPOCH, ProbeCallback, evaluation_mode, in_chunks, probes_dir, save_figure
 from sslprobe.nn.heads import last_linear
 from sslprobe.options import AtLeastTwoInt, NonNegativeInt, PositiveFloat, PositiveInt
+from sslprobe.probes.results import SpectrumResult
 from sslprobe.probes.spectrum import spectrum_report
 
 HISTORY_KEYS = ("weight_singular_values", "features_eigenvalues", "embeddings_eigenvalues")
@@ -82,6 +83,7 @@ class ProjectorSpectrum(ProbeCallback):
         layer = last_linear(method.projector)
         weight = layer.weight.detach().float().cpu() if layer is not None else None
         report = spectrum_report(weight, torch.cat(features), torch.cat(embeddings), self.collapse_threshold)
+        self.last_result = SpectrumResult.from_report(report)
         self.append(epoch, report)
         return self.write(probes_dir(run_dir))
 

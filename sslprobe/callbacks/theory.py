@@ -98,6 +98,7 @@ class TheoryProbe(ProbeCallback):
         bias = layer.bias.detach().double().cpu() if layer.bias is not None else None
         result = theory_probe(h1, h2, layer.weight.detach().double().cpu(), bias, loss,
                               loss_fn=method.loss_fn, collapse_threshold=self.collapse_threshold, seed=self.seed)
+        self.last_result = result
         np.savez(stem.with_suffix(".npz"), **result.arrays)
         report = {"epoch": epoch, "applicable": True, **result.report}
         stem.with_suffix(".json").write_text(json.dumps(report, indent=2))

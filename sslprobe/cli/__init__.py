@@ -15,9 +15,10 @@ A ``fit`` ends with the run pointer and one line of results (`result_line`). ``s
 prints the installed package's version.
 
 By concern: `runs` (run directories, checkpoints, the checks before anything is created),
-`lightning_cli` (`SSLProbeCLI`: parsing, run wiring, precision), `probe` (the ``probe``
-subcommand), `errors` (one-line messages), `result_line` (the closing line of results); this
-module is the entry point (`main`, also the ``sslprobe`` console script).
+`lightning_cli` (`SSLProbeCLI`: parsing, run wiring, precision), `probe` and `probe_model` (the
+``probe`` subcommand, on a run's checkpoint and on any model), `compare` (runs side by side), `errors`
+(one-line messages), `result_line` (the closing line of results); this module is the entry point
+(`main`, also the ``sslprobe`` console script).
 """
 
 from __future__ import annotations
@@ -31,10 +32,11 @@ import warnings
 from pathlib import Path
 
 from sslprobe.callbacks import Preempted
+from sslprobe.cli.compare import compare_command
 from sslprobe.cli.errors import UsageError, check_subcommand, error_line
 from sslprobe.cli.failures import RunFailed, finish_wandb
 from sslprobe.cli.lightning_cli import SSLProbeCLI
-from sslprobe.cli.probe import probe_checkpoint
+from sslprobe.cli.probe import probe_command
 from sslprobe.cli.result_line import result_line
 from sslprobe.cli.runs import CHECKPOINT_GLOBALS, load_checkpoint, wandb_logged_in
 from sslprobe.runtime import tune_host_allocator
@@ -128,7 +130,9 @@ def main(args: list[str] | None = None) -> None:
     try:
         check_subcommand(argv)
         if argv[:1] == ["probe"]:
-            probe_checkpoint(argv[1:])
+            probe_command(argv[1:])
+        elif argv[:1] == ["compare"]:
+            compare_command(argv[1:])
         else:
             cli = SSLProbeCLI(args=args)
             if cli.subcommand == "fit" and cli.trainer.is_global_zero:

@@ -12,7 +12,7 @@ from pathlib import Path
 from sslprobe.methods import METHODS
 from sslprobe.options import EXPECTED
 
-SUBCOMMANDS = ("fit", "validate", "test", "predict", "probe")
+SUBCOMMANDS = ("fit", "validate", "test", "predict", "probe", "compare")
 
 
 class UsageError(ValueError):
@@ -34,7 +34,8 @@ def check_subcommand(argv: list[str]) -> None:
     choices = ", ".join(SUBCOMMANDS)
     if not argv:
         raise UsageError(f"give a subcommand: python -m sslprobe {{{choices.replace(', ', ',')}}} ... "
-                         "(probe measures a checkpoint; add --help after any of them for its options)")
+                         "(probe measures a checkpoint or any model, compare sets runs side by side; "
+                         "add --help after any of them for its options)")
     if not argv[0].startswith("-") and argv[0] not in SUBCOMMANDS:
         close = difflib.get_close_matches(argv[0], SUBCOMMANDS, n=1, cutoff=0.5)
         hint = f"; did you mean {close[0]!r}?" if close else ""

@@ -1,15 +1,16 @@
-"""``python -m sslprobe probe``: the probes on a saved checkpoint, logged where its ``fit`` logged."""
+"""``python -m sslprobe probe``: the probes on a saved checkpoint, logged where its ``fit`` logged; with
+``--backbone`` instead of ``--ckpt_path``, on a model trained anywhere (`sslprobe.cli.probe_model`)."""
 from __future__ import annotations
 
 import argparse
 import importlib
-import time
 from pathlib import Path
 from types import SimpleNamespace
 
 from sslprobe.cli.lightning_cli import PROBES
 from sslprobe.cli.runs import _as_list, load_checkpoint, wandb_logged_in
 from sslprobe.data.datamodule import ImageDataModule
+from sslprobe.probes.api import measure
 
 
 def checkpoint_probes() -> dict[str, str]:
@@ -22,6 +23,16 @@ def build_probe(key: str, section: dict | None):
     init_args = (section or {}).get("init_args", section or {}) if isinstance(section, dict) else {}
     init_args = {k: v for k, v in init_args.items() if k != "class_path"}
     return PROBES[key](**init_args)
+
+
+def probe_command(argv: list[str]) -> None:
+    """``python -m sslprobe probe``: on a run's checkpoint (``--ckpt_path``) or on any model (``--backbone``)."""
+    if any(arg == "--ckpt_path" or arg.startswith("--ckpt_path=") for arg in argv):
+        probe_checkpoint(argv)
+    else:
+        from sslprobe.cli.probe_model import probe_model
+
+        probe_model(argv)
 
 
 def probe_checkpoint(argv: list[str]) -> None:
@@ -73,17 +84,18 @@ def probe_checkpoint(argv: list[str]) -> None:
                       if state_key.startswith(type(probe).__name__)), None)
         if saved is not None:
             probe.load_state_dict(saved)
-        start = time.perf_counter()
-        results = probe.measure_or_explain(method, datamodule, run_dir, epoch)
-        results[f"{probe.name}/seconds"] = time.perf_counter() - start
-        summary = ", ".join(f"{k.split('/', 1)[1]}={v:.4g}" for k, v in results.items()
-                            if isinstance(v, float) and not k.endswith("/seconds"))
-        probe.log_results(log, results, epoch - 1)  # Lightning's 0-based epoch column
-        print(f"{name} (epoch {epoch}): {summary}")
+        results = measure(probe, method, datamodule, run_dir, epoch, log_to=log)  # 0-based epoch logged
+        print(f"{name} (epoch {epoch}): {summarize(results)}")
     print(f"wrote {run_dir / 'probes'}; logged to {', '.join(describe_logger(lg) for lg in log.loggers)}")
     for logger in log.loggers:
         if hasattr(logger, "experiment"):
             logger.experiment.finish()  # the run's files are complete when `probe` returns
+
+
+def summarize(scalars: dict) -> str:
+    """``metric=value, ...`` of a probe's logged scalars (timing left out)."""
+    return ", ".join(f"{k.split('/', 1)[1]}={v:.4g}" for k, v in scalars.items()
+                     if isinstance(v, float) and not k.endswith("/seconds"))
 
 
 class AppendedCSV:

@@ -1,5 +1,7 @@
-"""Measurements on plain tensors: spectra, rescaling loss landscapes, linear / kNN read-out."""
+"""Measurements on plain tensors: spectra, rescaling loss landscapes, linear / kNN read-out; and `probe`,
+the one entry point that runs them on any network (`sslprobe.probes.api`)."""
 
+from sslprobe.probes.api import PROBE_NAMES, ProbedModel, probe
 from sslprobe.probes.landscape import (
     LandscapeOptions,
     LandscapeResult,
@@ -21,6 +23,7 @@ from sslprobe.probes.linear import (
     train_linear_classifier,
 )
 from sslprobe.probes.linear_protocol import LINEAR_PROTOCOLS, LinearEvalOptions, LinearEvalScores
+from sslprobe.probes.results import KNNResult, ProbeResults, SpectrumResult
 from sslprobe.probes.spectrum import (
     collapsed_directions,
     covariance_eigenvalues,
@@ -33,6 +36,11 @@ from sslprobe.probes.theory import TheoryLoss, principal_angles, theory_probe, v
 
 __all__ = [
     "LINEAR_PROTOCOLS",
+    "PROBE_NAMES",
+    "KNNResult",
+    "ProbeResults",
+    "ProbedModel",
+    "SpectrumResult",
     "LandscapeOptions",
     "LandscapeResult",
     "LinearEvalOptions",
@@ -49,6 +57,7 @@ __all__ = [
     "loss_landscape",
     "per_class_accuracy",
     "principal_angles",
+    "probe",
     "rare_classes",
     "reference_loss",
     "rescale_landscape_1d",

@@ -14,7 +14,10 @@ from sslprobe.data.augment import check_augmentation, simclr_transform
 from sslprobe.data.batch_augment import SimCLRBatchAugment
 from sslprobe.data.cifar import CIFAR10, ImageSet, balanced_subset, load_cifar10
 from sslprobe.data.imbalance import (
+    DEFAULT_IMBALANCE_RATIO,
+    RATIO_KINDS,
     Imbalance,
+    ImbalanceRatio,
     class_counts,
     load_subset,
     save_subset,
@@ -76,10 +79,13 @@ class CIFAR10DataModule(LightningDataModule):
         eval_batch_size: batch size of validation / feature extraction.
         num_workers: DataLoader worker processes for augmentation.
         imbalance: ``full`` (all 50,000), the paper's ``none|medium|high`` 20,000-image presets,
-            or ``dirichlet`` (class proportions ~ Dir(concentration)).
-        subset_size: images in the subset (presets are rescaled, keeping their proportions;
-            ``dirichlet`` defaults to 20,000).
+            ``dirichlet`` (class proportions ~ Dir(concentration)), or the long-tail profiles of
+            any number of classes: ``long_tail`` (n_c = ⌊n_max · ρ^(−c/(C−1))⌋) and ``step``
+            (half the classes at n_max, half at ⌊n_max / ρ⌋), ρ = ``imbalance_ratio``.
+        subset_size: images in the subset (presets and profiles are rescaled, keeping their
+            proportions; ``dirichlet`` and ``none`` on other than ten classes default to 20,000).
         concentration: Dirichlet concentration (> 0; small = more imbalanced).
+        imbalance_ratio: ρ = n_max / n_min of ``long_tail`` and ``step`` (>= 1; 100 is CIFAR-100-LT).
         subset_seed: seed of the Dirichlet draw and of which images of each class are taken.
         crop_scale: random-resized-crop scale range (the paper's imbalance runs use (0.5, 1.0)).
         augment_strength: 0 (no augmentation) to 1 (the SimCLR recipe); see `augment.py`.
@@ -108,6 +114,7 @@ class CIFAR10DataModule(LightningDataModule):
         imbalance: Imbalance = "full",
         subset_size: int | None = None,
         concentration: float = 1.0,
+        imbalance_ratio: ImbalanceRatio = DEFAULT_IMBALANCE_RATIO,
         subset_seed: int = 0,
         crop_scale: tuple[float, float] = (0.2, 1.0),
         augment_strength: float = 1.0,
@@ -125,6 +132,8 @@ class CIFAR10DataModule(LightningDataModule):
             raise ValueError(f"data.num_workers must be >= 0, got {num_workers}")
         if not concentration > 0:
             raise ValueError(f"data.concentration must be > 0, got {concentration}")
+        if not imbalance_ratio >= 1:
+            raise ValueError(f"data.imbalance_ratio must be >= 1, got {imbalance_ratio}")
         check_augmentation(crop_scale, augment_strength)
         if augment_on not in ("auto", "device", "workers"):
             raise ValueError(f"data.augment_on must be auto, device or workers, got {augment_on!r}")
@@ -132,6 +141,7 @@ class CIFAR10DataModule(LightningDataModule):
         self.root, self.download = root, download
         self.batch_size, self.eval_batch_size, self.num_workers = batch_size, eval_batch_size, num_workers
         self.imbalance, self.subset_size, self.concentration = imbalance, subset_size, concentration
+        self.imbalance_ratio = imbalance_ratio
         self.subset_seed, self.seed = subset_seed, seed
         self.crop_scale, self.augment_strength = tuple(crop_scale), augment_strength
         self.pin_memory, self.persistent_workers = pin_memory, persistent_workers
@@ -147,12 +157,14 @@ class CIFAR10DataModule(LightningDataModule):
             "imbalance": self.imbalance,
             "requested_size": self.subset_size,
             "concentration": self.concentration if self.imbalance == "dirichlet" else None,
+            "imbalance_ratio": self.imbalance_ratio if self.imbalance in RATIO_KINDS else None,
             "subset_seed": self.subset_seed,
         }
 
     def compute_subset(self) -> dict:
         labels = self.cifar.train.labels
-        counts = class_counts(labels, self.imbalance, self.subset_size, self.concentration, self.subset_seed)
+        counts = class_counts(labels, self.imbalance, self.subset_size, self.concentration, self.subset_seed,
+                              self.imbalance_ratio)
         indices = subset_indices(labels, counts, self.subset_seed)
         return {**self.subset_description(), "class_counts": counts.tolist(), "size": len(indices),
                 "indices": indices.tolist()}

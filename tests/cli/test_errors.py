@@ -27,6 +27,8 @@ CASES = {
     "unknown_imbalance": (["--data.imbalance", "skewed"], "real", ["data.imbalance", "skewed"], 2),
     "concentration": (["--data.imbalance", "dirichlet", "--data.concentration", "0"], "real",
                       ["data.concentration must be > 0"], 1),
+    "imbalance_ratio": (["--data.imbalance", "long_tail", "--data.imbalance_ratio", "0.5"], "real",
+                        ["data.imbalance_ratio: 0.5 does not conform to restriction v>=1"], 2),
     "subset_too_large": (["--data.subset_size", "60000"], "real",
                          ["data.subset_size=60000 is larger than the 50000 images"], 1),
     "missing_root": ([], "absent", ["CIFAR-10 not found under", "absent", "--data.root", "--data.download"], 1),

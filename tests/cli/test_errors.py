@@ -29,6 +29,8 @@ CASES = {
                       ["data.concentration must be > 0"], 1),
     "imbalance_ratio": (["--data.imbalance", "long_tail", "--data.imbalance_ratio", "0.5"], "real",
                         ["data.imbalance_ratio: 0.5 does not conform to restriction v>=1"], 2),
+    "shot_threshold": (["--probes.linear_eval.few_shot_below", "-1"], "real",
+                       ["probes.linear_eval.few_shot_below", "does not conform to restriction v>=0"], 2),
     "subset_too_large": (["--data.subset_size", "60000"], "real",
                          ["data.subset_size=60000 is larger than the 50000 images"], 1),
     "missing_root": ([], "absent", ["CIFAR-10 not found under", "absent", "--data.root", "--data.download"], 1),

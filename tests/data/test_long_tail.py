@@ -23,6 +23,7 @@ from sslprobe.data.imbalance import (
     preset_class_counts,
     step_class_counts,
 )
+from sslprobe.probes import shot_groups
 
 CIFAR10_LT = {100: 12_406, 50: 13_996, 10: 20_431}
 CIFAR100_LT = {100: 10_847, 50: 12_608, 10: 19_573}
@@ -135,3 +136,10 @@ def test_datamodule_draws_and_records_the_profile(cifar, tmp_path):
         other.resolve_subset(tmp_path, is_writer=True)
     medium = CIFAR10DataModule(imbalance="medium", imbalance_ratio=50)
     assert medium.subset_description()["imbalance_ratio"] is None
+
+
+def test_cifar100_lt_100_shot_groups_are_35_35_30(cifar100_train_labels):
+    counts = class_counts(cifar100_train_labels, "long_tail", ratio=100)
+    groups = shot_groups(counts)
+    assert [len(groups[name]) for name in ("many_shot", "medium_shot", "few_shot")] == [35, 35, 30]
+    assert groups["many_shot"] == list(range(35)) and groups["few_shot"] == list(range(70, 100))

@@ -28,9 +28,10 @@ class PerBatchMeanSupervised(Supervised):
         return F.cross_entropy(logits.float(), targets)
 
 
-def validate(method, cifar, test: bool = False) -> float:
+def validate(method, cifar, root, test: bool = False) -> float:
     # 400 test images (40 per class) in batches of 150: two full batches and one of 100 (unequal weights).
-    trainer = Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False)
+    trainer = Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False,
+                      default_root_dir=root)
     datamodule = CIFAR10DataModule(eval_batch_size=150, num_workers=0, imbalance="none", subset_size=100,
                                    batch_size=50)
     datamodule.cifar = CIFAR10(cifar.train, balanced_subset(cifar.test, 400, seed=0), cifar.classes)
@@ -39,12 +40,12 @@ def validate(method, cifar, test: bool = False) -> float:
 
 
 @pytest.mark.parametrize("test", [False, True])
-def test_validation_accuracy_equals_the_per_batch_formula(cifar, test):
+def test_validation_accuracy_equals_the_per_batch_formula(cifar, test, tmp_path):
     seed_everything(3)
     method = Supervised(**SUPERVISED, num_classes=10)
     reference = PerBatchMeanSupervised(**SUPERVISED, num_classes=10)
     reference.load_state_dict(method.state_dict())
-    got, expected = validate(method, cifar, test), validate(reference, cifar, test)
+    got, expected = validate(method, cifar, tmp_path, test), validate(reference, cifar, tmp_path, test)
     assert 0 < got < 1
     assert got == pytest.approx(expected, abs=1e-6)  # float32 sums of 800 predictions
 

@@ -14,6 +14,12 @@ study continues where it stopped.
 
     python scripts/reproduce_imbalance.py --preset paper --out results/imbalance --cells-per-device 4
 
+    python scripts/reproduce_imbalance.py --dataset cifar100 --imbalances long_tail:100 none \
+        --out results/imbalance_cifar100_lt
+
+The last runs the same grid on CIFAR-100-LT (``data.dataset`` and the long-tail profile of
+imbalance ratio 100 in every cell; ``step:<ratio>`` and ``dirichlet:<concentration>`` too).
+
 Outputs: DIR/results.csv (one row per run, plus a random-init row per imbalance and seed),
 DIR/summary.md (mean ± sd and 95 % t-intervals over seeds, the robustness Δ = (A_none −
 A_imbalanced) / A_none of Liu et al. 2021 with its interval, the test-set sampling error,

@@ -39,6 +39,7 @@ AtLeastFourInt = restricted_number_type("AtLeastFourInt", int, (">=", 4))
 AtLeastTenInt = restricted_number_type("AtLeastTenInt", int, (">=", 10))
 Momentum = restricted_number_type("Momentum", float, [(">=", 0.0), ("<", 1.0)])  # [0, 1)
 HalfOpenUnitInterval = restricted_number_type("HalfOpenUnitInterval", float, [(">", 0.0), ("<=", 1.0)])  # (0, 1]
+AtLeastOneFloat = restricted_number_type("AtLeastOneFloat", float, (">=", 1.0))  # e.g. an imbalance ratio
 
 # What a value of each type must be, in the words of an error message ("expected <this>, got ...").
 EXPECTED = {
@@ -53,9 +54,10 @@ EXPECTED = {
     "AtLeastTenInt": "an int >= 10",
     "Momentum": "a number in [0, 1)",
     "HalfOpenUnitInterval": "a number in (0, 1]",
+    "AtLeastOneFloat": "a number >= 1",
 }
 RESTRICTED = (PositiveInt, NonNegativeInt, PositiveFloat, NonNegativeFloat, ClosedUnitInterval, OpenUnitInterval,
-              AtLeastTwoInt, AtLeastFourInt, AtLeastTenInt, Momentum, HalfOpenUnitInterval)
+              AtLeastTwoInt, AtLeastFourInt, AtLeastTenInt, Momentum, HalfOpenUnitInterval, AtLeastOneFloat)
 
 # Numeric options deliberately left without a range: ``"<Class or function>.<parameter>"`` -> why.
 UNRESTRICTED: dict[str, str] = {}

@@ -19,7 +19,11 @@ os.environ.setdefault("WANDB_SILENT", "true")
 
 @pytest.fixture(scope="session")
 def cifar_root() -> Path:
-    """Folder holding the real ``cifar-10-batches-py``; built once from ../shared/data if needed."""
+    """Folder holding the real ``cifar-10-batches-py`` (and ``cifar-100-python`` where ../shared/data has
+    its copy); each built once from ../shared/data if needed."""
+    cifar100 = SHARED_DATA / "make_cifar100_python.py"
+    if not (DATA_ROOT / "cifar-100-python" / "test").is_file() and cifar100.is_file():
+        subprocess.run([sys.executable, str(cifar100), str(DATA_ROOT)], check=True, capture_output=True)
     if (DATA_ROOT / "cifar-10-batches-py" / "test_batch").is_file():
         return DATA_ROOT
     script = SHARED_DATA / "make_cifar10_batches.py"

@@ -9,11 +9,13 @@ from lightning.pytorch import LightningModule
 
 from sslprobe.callbacks.base import INITIAL_EPOCH, ProbeCallback, extract_features, probes_dir
 from sslprobe.options import AtLeastTenInt, NonNegativeInt, PositiveFloat, PositiveInt
+from sslprobe.probes.accuracy import classification_metrics, shot_groups
 from sslprobe.probes.linear import knn_predict
-from sslprobe.probes.linear_protocol import LinearEvalOptions
+from sslprobe.probes.linear_protocol import SHOT_GROUPS, LinearEvalOptions, ShotThresholds
 from sslprobe.probes.results import KNNResult
 
 KNN_DEFAULTS = LinearEvalOptions()  # k and temperature: the linear-evaluation probe's kNN, one definition
+SHOT_DEFAULTS = ShotThresholds()
 
 
 class KNNMonitor(ProbeCallback):
@@ -24,9 +26,12 @@ class KNNMonitor(ProbeCallback):
     ``test_size`` test images from `CIFAR10DataModule.balanced_evaluation_sets`, eval mode, no
     augmentation) and classifies the test images with the weighted kNN of the linear-evaluation
     probe (`sslprobe.probes.linear.knn_predict`: k nearest by cosine similarity, votes
-    ``exp(s / temperature)``). Logs ``knn/top1`` (a fraction) at the trainer's global step and
-    writes the history to ``probes/knn_monitor.json`` (rows ``epochs_trained``, ``top1``; 0
-    epochs trained is the initial network). Runs on global rank 0 from the full weights, so 1 and
+    ``exp(s / temperature)``). Logs ``knn/top1``, ``knn/balanced`` and the means over the
+    training subset's many-, medium- and few-shot classes ``knn/many_shot``, ``knn/medium_shot``,
+    ``knn/few_shot`` (fractions; NaN for a group without classes) at the trainer's global step and
+    writes the history to ``probes/knn_monitor.json`` (rows ``epochs_trained``, ``top1``,
+    ``balanced``, ``many_shot``, ``medium_shot``, ``few_shot``, null for an empty group; 0 epochs
+    trained is the initial network, the random-init level). Runs on global rank 0 from the full weights, so 1 and
     N processes log the same numbers; the history is part of the checkpoint, and a resumed run
     does not measure its (already trained) network as the initial one.
 
@@ -38,6 +43,7 @@ class KNNMonitor(ProbeCallback):
         batch_size: images per forward pass.
         seed: choice of the images.
         at_start: measure the initial network at step 0.
+        many_shot_above, few_shot_below: boundaries of the shot groups (`ShotThresholds`).
     """
 
     name = "knn"
@@ -54,8 +60,14 @@ class KNNMonitor(ProbeCallback):
         batch_size: PositiveInt = 512,
         seed: NonNegativeInt = 0,
         at_start: bool = True,
+        many_shot_above: NonNegativeInt = SHOT_DEFAULTS.many_above,
+        few_shot_below: NonNegativeInt = SHOT_DEFAULTS.few_below,
     ):
         super().__init__(every_n_epochs)
+        try:
+            self.thresholds = ShotThresholds(many_above=many_shot_above, few_below=few_shot_below)
+        except ValueError as error:
+            raise ValueError(f"KNNMonitor: {error}") from None
         self.train_size, self.test_size, self.k, self.temperature = train_size, test_size, k, temperature
         self.batch_size, self.seed, self.at_start = batch_size, seed, at_start
         self.history: list[dict] = []
@@ -65,17 +77,21 @@ class KNNMonitor(ProbeCallback):
         train, test = datamodule.balanced_evaluation_sets(self.train_size, self.test_size, self.seed)
         train_features = extract_features(method, train.images, self.batch_size)  # (N, D)
         test_features = extract_features(method, test.images, self.batch_size)  # (M, D)
-        num_classes = len(datamodule.class_counts)
-        predictions = knn_predict(train_features, train.labels, test_features, num_classes,
+        counts = datamodule.class_counts
+        predictions = knn_predict(train_features, train.labels, test_features, len(counts),
                                   k=self.k, temperature=self.temperature)
-        top1 = float((predictions == test.labels.long()).double().mean())
-        self.last_result = KNNResult(top1, self.k, self.temperature, len(train), len(test))
-        self.history = [row for row in self.history if row["epochs_trained"] != epoch]
-        self.history.append({"epochs_trained": epoch, "top1": top1})
+        metrics = classification_metrics(predictions, test.labels, len(counts), counts, self.thresholds)
+        row = {"epochs_trained": epoch, **{name: metrics[name] for name in ("top1", "balanced", *SHOT_GROUPS)}}
+        self.last_result = KNNResult(row["top1"], self.k, self.temperature, len(train), len(test))
+        self.history = [old for old in self.history if old["epochs_trained"] != epoch]
+        self.history.append(row)
         payload = {"k": self.k, "temperature": self.temperature, "num_train": len(train), "num_test": len(test),
-                   "seed": self.seed, "history": self.history}
+                   "seed": self.seed, "shot_thresholds": {"many_shot_above": self.thresholds.many_above,
+                                                          "few_shot_below": self.thresholds.few_below},
+                   "shot_classes": shot_groups(counts, self.thresholds), "history": self.history}
         (probes_dir(run_dir) / "knn_monitor.json").write_text(json.dumps(payload, indent=2))
-        return {"knn/top1": top1}
+        return {f"knn/{name}": float("nan") if value is None else value
+                for name, value in row.items() if name != "epochs_trained"}
 
     def has_initial(self) -> bool:
         return any(row["epochs_trained"] == INITIAL_EPOCH for row in self.history)

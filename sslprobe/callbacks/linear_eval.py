@@ -18,10 +18,20 @@ from sslprobe.callbacks.random_init_cache import evaluation_data_key, read_cache
 from sslprobe.data.cifar import ImageSet, balanced_subset  # noqa: F401 (re-exported)
 from sslprobe.options import AtLeastTenInt, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
 from sslprobe.probes.linear import linear_evaluation, scores_of_predictions
-from sslprobe.probes.linear_protocol import LINEAR_PROTOCOLS, LinearEvalOptions, LinearEvalScores, Solver
+from sslprobe.probes.linear_protocol import (
+    LINEAR_PROTOCOLS,
+    SHOT_GROUPS,
+    LinearEvalOptions,
+    LinearEvalScores,
+    ShotThresholds,
+    Solver,
+)
 
 DEFAULTS = LinearEvalOptions()  # the classifier and kNN settings' defaults: their one definition
-LOGGED_RANDOM_INIT = ("top1", "knn_top1")  # of the random-init scores, those logged as linear/random_init_<name>
+SHOT_DEFAULTS = ShotThresholds()
+SHOT_SCORES = (*SHOT_GROUPS, *(f"knn_{name}" for name in SHOT_GROUPS))  # logged as NaN for an empty group
+# Of the random-init scores, those logged as linear/random_init_<name>.
+LOGGED_RANDOM_INIT = ("top1", "knn_top1", *SHOT_SCORES)
 RANDOM_INIT_CACHE = "random_init_cache"  # beside the experiments, in the runs' root folder
 
 
@@ -33,16 +43,20 @@ class LinearEvaluation(ProbeCallback):
     (standardised with the training statistics; SGD, cosine LR ``lr`` -> ``final_lr``,
     ``epochs`` epochs; by default 0.1 -> 1e-4 for 100 epochs, which reaches the converged
     optimum, see ``protocol``) and a weighted kNN (k = ``knn_k``, temperature ``knn_temperature``,
-    cosine) is evaluated. Reports top-1, per-class and balanced accuracy, and the mean accuracy
-    over the classes that were rare vs frequent in the training subset (``subset.json``).
+    cosine) is evaluated. Reports top-1, per-class and balanced accuracy, the mean accuracy
+    over the classes that were rare vs frequent in the training subset (``subset.json``), and
+    over its many-, medium- and few-shot classes (more than ``many_shot_above``, ``few_shot_below``
+    to ``many_shot_above``, fewer than ``few_shot_below`` training images), for both classifiers;
+    a group without classes is null in the JSON and NaN in the logged metrics, never 0.
     Writes ``probes/linear_eval.json`` and ``probes/linear_eval_per_class.png``.
 
     Beside every score it reports the same protocol on a randomly initialised network of the
     same method and architecture, built with the run's seed (``random_init_top1``,
     ``random_init_knn_top1``, ``random_init_balanced``, ``random_init_rare_mean``,
-    ``random_init_frequent_mean``): the level that training has to beat. It is computed once per
-    architecture, seed and protocol and cached in ``<runs root>/random_init_cache/`` (the
-    folder that holds the experiments), so the runs of a study pay it once.
+    ``random_init_frequent_mean``, ``random_init_many_shot``, ...): the level that training has
+    to beat. It is computed once per architecture, seed and protocol and cached in
+    ``<runs root>/random_init_cache/`` (the folder that holds the experiments), so the runs of a
+    study pay it once.
 
     Args:
         every_n_epochs: also evaluate every n epochs (default: only at the end of fit).
@@ -57,6 +71,8 @@ class LinearEvaluation(ProbeCallback):
         protocol: a named protocol of `LINEAR_PROTOCOLS` instead of the settings above:
             ``default`` (SGD, LR 0.1 -> 1e-4, 100 epochs: the defaults), ``paper`` (the paper's
             Appendix C, LR 10 -> 0.01, which stops short of the optimum; README) or ``lbfgs``.
+        many_shot_above, few_shot_below: boundaries of the shot groups (`ShotThresholds`;
+            ``few_shot_below`` at most ``many_shot_above + 1``).
     """
 
     name = "linear"
@@ -82,6 +98,8 @@ class LinearEvaluation(ProbeCallback):
         random_init: bool = True,
         random_init_seed: NonNegativeInt | None = None,
         protocol: Literal["default", "paper", "lbfgs"] | None = None,
+        many_shot_above: NonNegativeInt = SHOT_DEFAULTS.many_above,
+        few_shot_below: NonNegativeInt = SHOT_DEFAULTS.few_below,
     ):
         super().__init__(every_n_epochs)
         if protocol is not None and protocol not in LINEAR_PROTOCOLS:
@@ -95,6 +113,7 @@ class LinearEvaluation(ProbeCallback):
                 self.options = LinearEvalOptions(solver=solver, epochs=epochs, batch_size=batch_size, lr=lr,
                                                  final_lr=final_lr, l2=l2, knn_k=knn_k,
                                                  knn_temperature=knn_temperature, seed=seed)
+            self.thresholds = ShotThresholds(many_above=many_shot_above, few_below=few_shot_below)
         except ValueError as error:
             raise ValueError(f"LinearEvaluation: {error}") from None
         self.protocol_name = protocol
@@ -116,7 +135,7 @@ class LinearEvaluation(ProbeCallback):
             return linear_evaluation(
                 train_features, train.labels, test_features, test.labels, self.options,
                 num_classes=len(class_counts), train_counts=class_counts, return_predictions=return_predictions,
-                on_epoch=advance if sgd else None,
+                on_epoch=advance if sgd else None, thresholds=self.thresholds,
             )
 
     def random_init_result(self, method: LightningModule, train: ImageSet, test: ImageSet,
@@ -155,7 +174,7 @@ class LinearEvaluation(ProbeCallback):
             entry = {"data": data_key, "predictions": result.predictions, "knn_predictions": result.knn_predictions}
             write_cache_entry(path, key, entry)
         scores = scores_of_predictions(torch.tensor(entry["predictions"]), torch.tensor(entry["knn_predictions"]),
-                                       test.labels, len(class_counts), class_counts)
+                                       test.labels, len(class_counts), class_counts, thresholds=self.thresholds)
         self.last_random_init = scores
         return {**{f"random_init_{name}": getattr(scores, name) for name in LinearEvalScores.headline_names()},
                 "random_init_seed": seed, "random_init_cache": str(path)}
@@ -174,6 +193,8 @@ class LinearEvaluation(ProbeCallback):
         payload = {
             "epoch": epoch, **scores.to_dict(), **baseline, "train_class_counts": list(datamodule.class_counts),
             "num_train": len(train), "num_test": len(test), "solver": self.options.solver, "seconds": fitting,
+            "shot_thresholds": {"many_shot_above": self.thresholds.many_above,
+                                "few_shot_below": self.thresholds.few_below},
         }
         directory = probes_dir(run_dir)
         (directory / "linear_eval.json").write_text(json.dumps(payload, indent=2))
@@ -184,7 +205,8 @@ class LinearEvaluation(ProbeCallback):
         figures = {"per_class": save_figure(figure, directory / "linear_eval_per_class.png")}
         logged = {name: getattr(scores, name) for name in LinearEvalScores.headline_names()}
         logged.update({f"random_init_{name}": baseline.get(f"random_init_{name}") for name in LOGGED_RANDOM_INIT})
-        scalars = {f"linear/{key}": float(value) for key, value in logged.items() if value is not None}
+        scalars = {f"linear/{key}": float("nan") if value is None else float(value) for key, value in logged.items()
+                   if value is not None or key.removeprefix("random_init_") in SHOT_SCORES}
         return {**scalars, "figures": figures, "per_class_table": scores.per_class}
 
     def log_results(self, trainer, scalars: dict, epoch: int) -> None:

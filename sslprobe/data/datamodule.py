@@ -24,7 +24,10 @@ from sslprobe.data.dataset import (
 )
 from sslprobe.data.image_folder import ImageFolderReader  # noqa: F401
 from sslprobe.data.imbalance import (
+    DEFAULT_IMBALANCE_RATIO,
+    RATIO_KINDS,
     Imbalance,
+    ImbalanceRatio,
     class_counts,
     load_subset,
     save_subset,
@@ -107,10 +110,13 @@ class ImageDataModule(CheckedOptions, LightningDataModule):
         eval_batch_size: batch size of validation / feature extraction.
         num_workers: DataLoader worker processes for augmentation.
         imbalance: ``full`` (all 50,000), the paper's ``none|medium|high`` 20,000-image presets,
-            or ``dirichlet`` (class proportions ~ Dir(concentration)).
-        subset_size: images in the subset (presets are rescaled, keeping their proportions;
-            ``dirichlet`` defaults to 20,000).
+            ``dirichlet`` (class proportions ~ Dir(concentration)), or the long-tail profiles of
+            any number of classes: ``long_tail`` (n_c = ⌊n_max · ρ^(−c/(C−1))⌋) and ``step``
+            (half the classes at n_max, half at ⌊n_max / ρ⌋), ρ = ``imbalance_ratio``.
+        subset_size: images in the subset (presets and profiles are rescaled, keeping their
+            proportions; ``dirichlet`` and ``none`` on other than ten classes default to 20,000).
         concentration: Dirichlet concentration (> 0; small = more imbalanced).
+        imbalance_ratio: ρ = n_max / n_min of ``long_tail`` and ``step`` (>= 1; 100 is CIFAR-100-LT).
         subset_seed: seed of the Dirichlet draw and of which images of each class are taken.
         crop_scale: random-resized-crop scale range (the paper's imbalance runs use (0.5, 1.0)).
         augment_strength: 0 (no augmentation) to 1 (the SimCLR recipe); see `augment.py`.
@@ -139,6 +145,7 @@ class ImageDataModule(CheckedOptions, LightningDataModule):
         imbalance: Imbalance = "full",
         subset_size: PositiveInt | None = None,
         concentration: PositiveFloat = 1.0,
+        imbalance_ratio: ImbalanceRatio = DEFAULT_IMBALANCE_RATIO,
         subset_seed: NonNegativeInt = 0,
         crop_scale: tuple[HalfOpenUnitInterval, HalfOpenUnitInterval] = (0.2, 1.0),
         augment_strength: ClosedUnitInterval = 1.0,
@@ -161,6 +168,7 @@ class ImageDataModule(CheckedOptions, LightningDataModule):
         self.root, self.download = root, download
         self.batch_size, self.eval_batch_size, self.num_workers = batch_size, eval_batch_size, num_workers
         self.imbalance, self.subset_size, self.concentration = imbalance, subset_size, concentration
+        self.imbalance_ratio = imbalance_ratio
         self.subset_seed, self.seed = subset_seed, seed
         self.crop_scale, self.augment_strength = tuple(crop_scale), augment_strength
         self.pin_memory, self.persistent_workers = pin_memory, persistent_workers
@@ -206,6 +214,7 @@ class ImageDataModule(CheckedOptions, LightningDataModule):
             "imbalance": self.imbalance,
             "requested_size": self.subset_size,
             "concentration": self.concentration if self.imbalance == "dirichlet" else None,
+            "imbalance_ratio": self.imbalance_ratio if self.imbalance in RATIO_KINDS else None,
             "subset_seed": self.subset_seed,
             "data": self.data_key(),
         }
@@ -218,7 +227,8 @@ class ImageDataModule(CheckedOptions, LightningDataModule):
     def compute_subset(self) -> dict:
         data = self.load()
         labels = data.train.labels
-        counts = class_counts(labels, self.imbalance, self.subset_size, self.concentration, self.subset_seed)
+        counts = class_counts(labels, self.imbalance, self.subset_size, self.concentration, self.subset_seed,
+                              self.imbalance_ratio)
         if data.unlabelled:
             if self.imbalance != "full":
                 raise ValueError(f"data.imbalance={self.imbalance!r} draws from labelled images, but the training "

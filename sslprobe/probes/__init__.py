@@ -19,10 +19,12 @@ from sslprobe.probes.linear import (
     linear_evaluation,
     per_class_accuracy,
     rare_classes,
+    shot_group_accuracy,
+    shot_groups,
     standardize_features,
     train_linear_classifier,
 )
-from sslprobe.probes.linear_protocol import LINEAR_PROTOCOLS, LinearEvalOptions, LinearEvalScores
+from sslprobe.probes.linear_protocol import LINEAR_PROTOCOLS, LinearEvalOptions, LinearEvalScores, ShotThresholds
 from sslprobe.probes.results import KNNResult, ProbeResults, SpectrumResult
 from sslprobe.probes.spectrum import (
     collapsed_directions,
@@ -45,6 +47,7 @@ __all__ = [
     "LandscapeResult",
     "LinearEvalOptions",
     "LinearEvalScores",
+    "ShotThresholds",
     "TheoryLoss",
     "classification_metrics",
     "collapsed_directions",
@@ -62,6 +65,8 @@ __all__ = [
     "reference_loss",
     "rescale_landscape_1d",
     "rescale_singular_halves",
+    "shot_group_accuracy",
+    "shot_groups",
     "singular_halves",
     "singular_values",
     "spectrum_report",

@@ -1,4 +1,4 @@
-"""Read-out of frozen features: a linear classifier and a weighted kNN, with imbalance metrics.
+"""Read-out of frozen features: a linear classifier and a weighted kNN, with imbalance metrics (`accuracy`).
 
 Features are computed once by the caller (e.g. ``method.embed`` over the train and test sets)
 and everything here runs on those cached tensors, on their device. The linear classifier is
@@ -30,7 +30,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from sslprobe.probes.linear_protocol import LinearEvalOptions, LinearEvalScores
+from sslprobe.probes.accuracy import (  # noqa: F401 (re-exported: the read-out's metrics)
+    DEFAULT_THRESHOLDS,
+    classification_metrics,
+    per_class_accuracy,
+    rare_classes,
+    shot_group_accuracy,
+    shot_groups,
+)
+from sslprobe.probes.linear_protocol import LinearEvalOptions, LinearEvalScores, ShotThresholds
 from sslprobe.schedules import cosine_between
 
 STD_FLOOR = 1e-6
@@ -233,79 +241,6 @@ def knn_predict(
     return torch.cat(predictions)
 
 
-def per_class_accuracy(
-    predictions: torch.Tensor, labels: torch.Tensor, num_classes: int
-) -> list[float | None]:
-    """Recall of each class: the fraction of its test samples predicted correctly.
-
-    Returns:
-        List of C floats; None for a class without test samples.
-    """
-    labels = labels.detach().long().cpu()
-    correct = (predictions.detach().long().cpu() == labels).double()
-    totals = torch.bincount(labels, minlength=num_classes).double()
-    hits = torch.zeros(num_classes, dtype=torch.float64).index_add_(0, labels, correct)
-    return [float(h / t) if t > 0 else None for h, t in zip(hits, totals, strict=True)]
-
-
-def rare_classes(train_counts: np.ndarray | list[int] | torch.Tensor) -> list[int]:
-    """Classes whose training count is strictly below the median of the counts.
-
-    Frequent classes are all the others. With equal counts no class is rare. For the paper's
-    "high" imbalance ``[4890, 87, 5000, 0, 74, 0, 0, 212, 4788, 4947]`` (median 149.5) the rare
-    classes are 1, 3, 4, 5, 6.
-    """
-    counts = np.asarray(train_counts, dtype=np.float64)
-    return [int(c) for c in np.flatnonzero(counts < np.median(counts))]
-
-
-def _mean_over(values: list[float | None], classes: list[int]) -> float | None:
-    present = [values[c] for c in classes if values[c] is not None]
-    return float(np.mean(present)) if present else None
-
-
-def classification_metrics(
-    predictions: torch.Tensor,
-    labels: torch.Tensor,
-    num_classes: int,
-    train_counts: np.ndarray | list[int] | torch.Tensor,
-) -> dict[str, float | list | None]:
-    """Top-1, per-class recall, balanced accuracy, and means over rare and frequent classes.
-
-    Balanced accuracy is the mean per-class recall over classes with test samples. Rare and
-    frequent classes come from `rare_classes` on ``train_counts``; when no class is rare (equal
-    counts) both means are None.
-
-    Args:
-        predictions: (M,) predicted labels.
-        labels: (M,) true labels.
-        num_classes: number of classes C.
-        train_counts: (C,) training-subset count of each class.
-
-    Returns:
-        ``top1``, ``per_class``, ``balanced``, ``rare_mean``, ``frequent_mean``, ``rare_classes``;
-        a mean over classes none of which has test samples is None.
-    """
-    labels = labels.detach().long().cpu()
-    top1 = float((predictions.detach().long().cpu() == labels).double().mean())
-    per_class = per_class_accuracy(predictions, labels, num_classes)
-    balanced = _mean_over(per_class, list(range(num_classes)))
-    rare = rare_classes(train_counts)
-    if rare:
-        frequent = [c for c in range(num_classes) if c not in rare]
-        rare_mean, frequent_mean = _mean_over(per_class, rare), _mean_over(per_class, frequent)
-    else:  # equal counts: no class is rare, so neither mean is defined
-        rare_mean = frequent_mean = None
-    return {
-        "top1": top1,
-        "per_class": per_class,
-        "balanced": balanced,
-        "rare_mean": rare_mean,
-        "frequent_mean": frequent_mean,
-        "rare_classes": rare,
-    }
-
-
 def scores_of_predictions(
     predictions: torch.Tensor,
     knn_predictions: torch.Tensor,
@@ -313,14 +248,19 @@ def scores_of_predictions(
     num_classes: int,
     train_counts: np.ndarray | list[int] | torch.Tensor,
     keep_predictions: bool = False,
+    thresholds: ShotThresholds = DEFAULT_THRESHOLDS,
 ) -> LinearEvalScores:
     """`LinearEvalScores` of the two classifiers' (M,) predictions of ``test_labels`` (see `classification_metrics`)."""
-    linear = classification_metrics(predictions, test_labels, num_classes, train_counts)
-    knn = classification_metrics(knn_predictions, test_labels, num_classes, train_counts)
+    linear = classification_metrics(predictions, test_labels, num_classes, train_counts, thresholds)
+    knn = classification_metrics(knn_predictions, test_labels, num_classes, train_counts, thresholds)
     return LinearEvalScores(
         top1=linear["top1"], knn_top1=knn["top1"], per_class=linear["per_class"], balanced=linear["balanced"],
         rare_mean=linear["rare_mean"], frequent_mean=linear["frequent_mean"], knn_balanced=knn["balanced"],
-        rare_classes=linear["rare_classes"], predictions=predictions.tolist() if keep_predictions else None,
+        rare_classes=linear["rare_classes"], many_shot=linear["many_shot"], medium_shot=linear["medium_shot"],
+        few_shot=linear["few_shot"], knn_many_shot=knn["many_shot"], knn_medium_shot=knn["medium_shot"],
+        knn_few_shot=knn["few_shot"], knn_per_class=knn["per_class"],
+        shot_classes=shot_groups(train_counts, thresholds),
+        predictions=predictions.tolist() if keep_predictions else None,
         knn_predictions=knn_predictions.tolist() if keep_predictions else None,
     )
 
@@ -336,6 +276,7 @@ def linear_evaluation(
     train_counts: np.ndarray | list[int] | torch.Tensor | None = None,
     on_epoch=None,
     return_predictions: bool = False,
+    thresholds: ShotThresholds = DEFAULT_THRESHOLDS,
 ) -> LinearEvalScores:
     """Linear and kNN evaluation of frozen features (the paper's Appendix C protocol).
 
@@ -353,9 +294,11 @@ def linear_evaluation(
             epochs; kNN k 200, temperature 0.1).
         num_classes: C; default 1 + the largest label seen.
         train_counts: (C,) class counts of the subset the *representation* was trained on,
-            which defines rare and frequent classes; default the counts of ``train_labels``.
+            which defines rare and frequent, many-, medium- and few-shot classes; default the
+            counts of ``train_labels``.
         on_epoch: called after each epoch of the linear classifier (progress display).
         return_predictions: also return ``predictions`` and ``knn_predictions``.
+        thresholds: boundaries of the many/medium/few-shot groups (default 100 and 20).
 
     Returns:
         The scores of both classifiers; ``to_dict()`` is JSON-serialisable.
@@ -376,4 +319,5 @@ def linear_evaluation(
     predictions = torch.addmm(bias, test_std, weight.T).argmax(dim=1)
     knn = knn_predict(train_features, train_labels, test_features, num_classes, k=options.knn_k,
                       temperature=options.knn_temperature)
-    return scores_of_predictions(predictions, knn, test_labels, num_classes, train_counts, return_predictions)
+    return scores_of_predictions(predictions, knn, test_labels, num_classes, train_counts, return_predictions,
+                                 thresholds)

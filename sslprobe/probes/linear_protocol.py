@@ -80,6 +80,26 @@ LINEAR_PROTOCOLS: dict[str, LinearEvalOptions] = {
     "lbfgs": LinearEvalOptions(solver="lbfgs"),
 }
 
+SHOT_GROUPS = ("many_shot", "medium_shot", "few_shot")  # the long-tail literature's class groups
+
+
+@dataclass(frozen=True)
+class ShotThresholds:
+    """Boundaries of the many-, medium- and few-shot groups, in training images of a class.
+
+    A class with n training images is many-shot when n > ``many_above``, few-shot when
+    n < ``few_below``, medium-shot otherwise (the convention: more than 100, 20–100, fewer than 20).
+    """
+
+    many_above: int = 100
+    few_below: int = 20
+
+    def __post_init__(self):
+        if self.many_above < 0 or self.few_below < 0 or self.few_below > self.many_above + 1:
+            raise ValueError(f"shot groups need 0 <= few_shot_below <= many_shot_above + 1, got few_shot_below "
+                             f"{self.few_below} and many_shot_above {self.many_above}")
+
+
 HEADLINE = "headline"  # field metadata: a scalar summary, logged and reported for the random-init baseline
 
 
@@ -103,6 +123,13 @@ class LinearEvalScores:
             of the training subset (`rare_classes`); None when no class is rare.
         knn_balanced: the kNN's balanced accuracy.
         rare_classes: the rare classes.
+        many_shot, medium_shot, few_shot: mean of ``per_class`` over the classes with more than
+            100, 20–100 and fewer than 20 training images (`ShotThresholds`); None for a group
+            without classes (or without test samples), never 0.
+        knn_many_shot, knn_medium_shot, knn_few_shot: the same for the kNN.
+        knn_per_class: (C,) the kNN's recall per class.
+        shot_classes: the classes of each group, ``{"many_shot": [...], "medium_shot": [...],
+            "few_shot": [...]}``.
         predictions, knn_predictions: (M,) predicted labels of the two classifiers, when asked for.
     """
 
@@ -114,12 +141,21 @@ class LinearEvalScores:
     frequent_mean: float | None = _headline()
     knn_balanced: float | None
     rare_classes: list[int]
+    many_shot: float | None = _headline()
+    medium_shot: float | None = _headline()
+    few_shot: float | None = _headline()
+    knn_many_shot: float | None = _headline()
+    knn_medium_shot: float | None = _headline()
+    knn_few_shot: float | None = _headline()
+    knn_per_class: list[float | None]
+    shot_classes: dict[str, list[int]]
     predictions: list[int] | None = None
     knn_predictions: list[int] | None = None
 
     @classmethod
     def headline_names(cls) -> list[str]:
-        """Names of the scalar summaries: ``top1``, ``knn_top1``, ``balanced``, ``rare_mean``, ``frequent_mean``."""
+        """Names of the scalar summaries: ``top1``, ``knn_top1``, ``balanced``, ``rare_mean``, ``frequent_mean``
+        and the linear classifier's and the kNN's many/medium/few-shot means."""
         return [f.name for f in fields(cls) if f.metadata.get(HEADLINE)]
 
     def to_dict(self) -> dict[str, float | list | None]:

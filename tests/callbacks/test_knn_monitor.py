@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -63,6 +64,14 @@ def test_step_zero_is_the_random_init_knn(monitored_run, cifar):
     history = json.loads((monitored_run / "probes" / "knn_monitor.json").read_text())["history"]
     assert [h["epochs_trained"] for h in history] == [0, 1, 2]
     assert [h["top1"] for h in history] == pytest.approx([float(r["knn/top1"]) for r in rows])
+    # The 100-image balanced subset has 10 training images per class: every class is few-shot, the
+    # many- and medium-shot groups are empty (NaN in metrics.csv, null in the history, never 0).
+    truth = chosen["test"][1]
+    per_class = [float((predictions[truth == c] == c).double().mean()) for c in range(10)]
+    assert float(rows[0]["knn/few_shot"]) == pytest.approx(np.mean(per_class), abs=1e-9)
+    assert float(rows[0]["knn/balanced"]) == pytest.approx(np.mean(per_class), abs=1e-9)
+    assert all(math.isnan(float(row[f"knn/{group}"])) for row in rows for group in ("many_shot", "medium_shot"))
+    assert all(h["many_shot"] is None and h["medium_shot"] is None for h in history)
 
 
 def test_resume_continues_the_history_without_a_second_step_zero(monitored_run, tmp_path, cifar_root):

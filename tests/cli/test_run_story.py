@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -103,3 +104,18 @@ def test_probe_continues_the_runs_wandb_run_and_metrics(run_dir, capsys):
     assert linear_row["linear/top1"] == pytest.approx(linear["top1"])
     assert float(next(r for r in added if r.get("linear/top1"))["linear/top1"]) == pytest.approx(linear["top1"])
     assert any(key.startswith("landscape/loss_2d/") for row in history for key in row)  # the figures too
+    # Many/medium/few-shot: a balanced subset puts every class in one group (200 images: 20 per class,
+    # medium-shot); the empty groups are null in the JSON and NaN in metrics.csv and W&B (never 0),
+    # for the trained and the random-init network.
+    counts = linear["train_class_counts"]
+    assert counts == [20] * 10
+    csv_row = next(r for r in added if r.get("linear/top1"))
+    for prefix in ("", "random_init_"):
+        for name in ("", "knn_"):
+            full, empty = f"{prefix}{name}medium_shot", [f"{prefix}{name}many_shot", f"{prefix}{name}few_shot"]
+            balanced = linear.get(f"{prefix}knn_balanced" if name else f"{prefix}balanced")
+            assert linear[full] == pytest.approx(balanced) if balanced is not None else 0 <= linear[full] <= 1
+            assert all(linear[key] is None for key in empty)
+            assert linear_row[f"linear/{full}"] == pytest.approx(linear[full])
+            assert float(csv_row[f"linear/{full}"]) == pytest.approx(linear[full])
+            assert all(math.isnan(linear_row[f"linear/{key}"]) and csv_row[f"linear/{key}"] == "nan" for key in empty)

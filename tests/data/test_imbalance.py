@@ -111,14 +111,15 @@ def test_capped_request_is_an_error(cifar):
     assert fill_capped(np.array([1.0, 1.0, 0.0]), 30, np.array([10, 10, 100])).tolist() == [10, 10, 10]
 
 
-def test_preset_needs_ten_classes():
+@pytest.mark.parametrize("name", ["medium", "high"])
+def test_preset_needs_ten_classes(name):
     labels = torch.arange(5).repeat(1000)
     with pytest.raises(ValueError, match=r"10 classes but the data set has 5"):
-        class_counts(labels, "none")
+        class_counts(labels, name)
 
 
 @pytest.mark.parametrize(("imbalance", "size", "pattern"), [
-    ("nope", None, r"unknown data.imbalance 'nope'; valid: none, medium, high, dirichlet, full"),
+    ("nope", None, r"unknown data.imbalance 'nope'; valid: none, medium, high, dirichlet, full, long_tail, step"),
     ("none", 0, r"subset_size must be positive"),
     ("full", 1000, r"does not apply to imbalance 'full'"),
 ])

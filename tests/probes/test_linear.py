@@ -188,9 +188,11 @@ def test_scores_are_the_json_keys_in_order_and_headlines_are_the_logged_scalars(
     train_x, train_y = clustered(300, seed=4)
     test_x, test_y = clustered(100, seed=5)
     result = linear_evaluation(train_x, train_y, test_x, test_y, LinearEvalOptions(epochs=2, knn_k=5))
-    keys = ["top1", "knn_top1", "per_class", "balanced", "rare_mean", "frequent_mean", "knn_balanced", "rare_classes"]
+    shots = ["many_shot", "medium_shot", "few_shot", "knn_many_shot", "knn_medium_shot", "knn_few_shot"]
+    keys = ["top1", "knn_top1", "per_class", "balanced", "rare_mean", "frequent_mean", "knn_balanced", "rare_classes",
+            *shots, "knn_per_class", "shot_classes"]
     assert list(result.to_dict()) == keys
-    assert result.headline_names() == ["top1", "knn_top1", "balanced", "rare_mean", "frequent_mean"]
+    assert result.headline_names() == ["top1", "knn_top1", "balanced", "rare_mean", "frequent_mean", *shots]
     with_predictions = linear_evaluation(train_x, train_y, test_x, test_y, LinearEvalOptions(epochs=2, knn_k=5),
                                          return_predictions=True)
     assert list(with_predictions.to_dict()) == [*keys, "predictions", "knn_predictions"]

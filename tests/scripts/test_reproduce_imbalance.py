@@ -35,7 +35,7 @@ def test_the_script_reports_a_bad_argument_in_one_line(tmp_path):
     done = run_script("--preset", "smoke", "--out", str(tmp_path / "study"), "--imbalances", "extreme", cwd=tmp_path)
     assert done.returncode == 2
     assert done.stderr == "reproduce_imbalance: error: unknown imbalance 'extreme'; valid: none, medium, high, " \
-        "dirichlet:<concentration > 0>\n"
+        "dirichlet:<concentration > 0>, long_tail:<ratio >= 1>, step:<ratio >= 1>\n"
     assert not (tmp_path / "study").exists()
     usage = run_script("--help", cwd=tmp_path)
     assert usage.returncode == 0 and "Reproduce the paper's imbalance-robustness study" in usage.stdout

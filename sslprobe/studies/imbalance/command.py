@@ -7,15 +7,17 @@ before anything is written.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
 from sslprobe.studies.imbalance.grid import (
-    Cell,
     StudyError,
+    check_dataset,
     finished,
     fit_command,
     grid,
+    imbalance_options,
     parse_seeds,
     prepare,
     write_cell_config,
@@ -23,7 +25,8 @@ from sslprobe.studies.imbalance.grid import (
 from sslprobe.studies.imbalance.presets import IMBALANCES, METHODS, PRESETS, PROJECTORS, REPO, STUDY
 
 
-def sweep_yaml(preset_name: str, methods, imbalances, projectors, seeds: list[int], out: Path) -> str:
+def sweep_yaml(preset_name: str, methods, imbalances, projectors, seeds: list[int], out: Path,
+               dataset: str | None = None) -> str:
     """A W&B grid sweep whose agents each run one (method, imbalance, projector, seed) cell."""
     lines = [
         f"# W&B sweep of the imbalance study, preset {preset_name!r}: run with `wandb sweep` + `wandb agent`.",
@@ -37,6 +40,7 @@ def sweep_yaml(preset_name: str, methods, imbalances, projectors, seeds: list[in
         f"  imbalances: {{values: {list(imbalances)}}}",
         f"  projectors: {{values: {list(projectors)}}}",
         f"  seed: {{values: {list(seeds)}}}",
+        *([f"  dataset: {{value: {dataset}}}"] if dataset is not None else []),
     ]
     return "\n".join(lines) + "\n"
 
@@ -51,7 +55,10 @@ def parse_args(argv: list[str] | None, description: str | None = None) -> argpar
     parser.add_argument("--seed", type=int, default=None, help="run only this seed (sweep agents)")
     parser.add_argument("--methods", nargs="+", default=list(METHODS))
     parser.add_argument("--imbalances", nargs="+", default=list(IMBALANCES),
-                        help="none medium high, and dirichlet:<concentration>")
+                        help="none medium high (CIFAR-10), dirichlet:<concentration>, long_tail:<ratio>, "
+                             "step:<ratio>")
+    parser.add_argument("--dataset", default=None,
+                        help="data.dataset of every cell (default: the configs' CIFAR-10); e.g. cifar100")
     parser.add_argument("--projectors", nargs="+", default=list(PROJECTORS))
     parser.add_argument("--data-root", default=str(REPO / "data"))
     parser.add_argument("--dry-run", action="store_true", help="print the commands; run and write nothing")
@@ -63,22 +70,14 @@ def parse_args(argv: list[str] | None, description: str | None = None) -> argpar
 
 
 def validate(args: argparse.Namespace) -> None:
-    """`StudyError` for an unknown method, imbalance or projector, or a count below its minimum."""
+    """`StudyError` for an unknown method, imbalance (`IMBALANCE_SPECS`), projector or dataset name, the
+    paper's CIFAR-10 presets on another data set, or a count below its minimum."""
     unknown = [m for m in args.methods if m not in METHODS]
     if unknown:
         raise StudyError(f"unknown method(s) {unknown}; valid: {', '.join(METHODS)}")
     for imbalance in args.imbalances:
-        if imbalance in IMBALANCES:
-            continue
-        kind, _, value = imbalance.partition(":")
-        try:
-            ok = kind == "dirichlet" and float(value) > 0
-        except ValueError:
-            ok = False
-        if not ok:
-            raise StudyError(
-                f"unknown imbalance {imbalance!r}; valid: none, medium, high, dirichlet:<concentration > 0>"
-            )
+        imbalance_options(imbalance)
+    check_dataset(args.dataset, args.imbalances, args.methods)
     unknown = [p for p in args.projectors if p not in PROJECTORS]
     if unknown:
         raise StudyError(f"unknown projector(s) {unknown}; valid: mlp, none")
@@ -106,7 +105,7 @@ def main(argv: list[str] | None = None, description: str | None = None) -> int:
         if args.emit_sweep:
             args.emit_sweep.parent.mkdir(parents=True, exist_ok=True)
             args.emit_sweep.write_text(sweep_yaml(args.preset, args.methods, args.imbalances, args.projectors,
-                                                  seeds, args.out))
+                                                  seeds, args.out, args.dataset))
             print(f"wrote {args.emit_sweep}")
             return 0
         if args.aggregate_only:
@@ -114,14 +113,14 @@ def main(argv: list[str] | None = None, description: str | None = None) -> int:
             print(f"wrote {out / 'summary.md'} and {out / 'figure4.png'}")
             return 0
         if args.seed is None:
-            cells = grid(args.methods, args.imbalances, args.projectors, seeds)
+            cells = grid(args.methods, args.imbalances, args.projectors, seeds, args.dataset)
         else:  # one seed only (a sweep agent's cell)
-            cells = [Cell(c.method, c.imbalance, c.projector, args.seed)
-                     for c in grid(args.methods, args.imbalances, args.projectors, 1)]
+            cells = [dataclasses.replace(c, seed=args.seed)
+                     for c in grid(args.methods, args.imbalances, args.projectors, 1, args.dataset)]
         done = finished(cells, out, STUDY, args.preset)
         todo = [c for c in cells if c not in done]
         print(f"{len(cells)} cells, {len(cells) - len(todo)} already finished; preset {args.preset}: "
-              f"{PRESETS[args.preset]['description']}")
+              f"{PRESETS[args.preset]['description']}" + (f"; data set {args.dataset}" if args.dataset else ""))
         if args.dry_run:  # the commands only: nothing is written (the configs they name are written by a run)
             for cell in todo:
                 print(" ".join(fit_command(cell, out)))

@@ -26,18 +26,71 @@ class StudyError(ValueError):
     """A bad argument; reported as one line."""
 
 
+DEFAULT_DATASET = "cifar10"
+PAPER_PRESETS = ("medium", "high")  # the paper's CIFAR-10 counts; other data sets take the profiles
+# Classes of the registered data sets' default labels: the supervised baseline's classifier size.
+DATASET_CLASSES = {"cifar10": 10, "cifar100": 100, "stl10": 10}
+IMBALANCE_SPECS = "none, medium, high, dirichlet:<concentration > 0>, long_tail:<ratio >= 1>, step:<ratio >= 1>"
+
+
+def imbalance_options(spec: str) -> dict:
+    """The ``data`` options of an imbalance of the study: ``none``, ``medium``, ``high``,
+    ``dirichlet:<concentration>``, ``long_tail:<ratio>`` or ``step:<ratio>``.
+
+    >>> imbalance_options("long_tail:100")
+    {'imbalance': 'long_tail', 'imbalance_ratio': 100.0}
+
+    Raises:
+        StudyError: an unknown kind, or a concentration <= 0 or ratio < 1.
+    """
+    if spec in ("none", *PAPER_PRESETS):
+        return {"imbalance": spec}
+    kind, _, value = spec.partition(":")
+    option, lowest = {"dirichlet": ("concentration", 0.0), "long_tail": ("imbalance_ratio", 1.0),
+                      "step": ("imbalance_ratio", 1.0)}.get(kind, (None, None))
+    try:
+        number = float(value)
+    except ValueError:
+        number = None
+    valid = option is not None and number is not None and (number > lowest if kind == "dirichlet" else number >= lowest)
+    if not valid:
+        raise StudyError(f"unknown imbalance {spec!r}; valid: {IMBALANCE_SPECS}")
+    return {"imbalance": kind, option: number}
+
+
+def check_dataset(dataset: str | None, imbalances: list[str], methods: list[str]) -> None:
+    """`StudyError` for a dataset name that cannot name files, the paper's CIFAR-10 presets on another
+    data set, or the supervised baseline on a data set whose class count the study does not know."""
+    if dataset is None:
+        return
+    if not re.fullmatch(r"[A-Za-z0-9_.]+", dataset):
+        raise StudyError(f"--dataset must be a data set name or class path (letters, digits, _ and .), "
+                         f"got {dataset!r}")
+    presets = [i for i in imbalances if i in PAPER_PRESETS]
+    if presets and dataset != DEFAULT_DATASET:
+        raise StudyError(f"imbalance(s) {presets} are the paper's CIFAR-10 counts; on {dataset} use none, "
+                         "long_tail:<ratio>, step:<ratio> or dirichlet:<concentration>")
+    if "supervised" in methods and dataset not in DATASET_CLASSES:
+        raise StudyError(f"the supervised baseline needs the class count of {dataset}, known for "
+                         f"{', '.join(DATASET_CLASSES)} only; leave supervised out of --methods")
+
+
 @dataclass(frozen=True)
 class Cell:
-    """One run of the grid; ``imbalance`` is a preset name or ``dirichlet:<concentration>``."""
+    """One run of the grid; ``imbalance`` is a spec of `imbalance_options`, ``dataset`` the
+    ``data.dataset`` of the run (None: the configs' default, CIFAR-10)."""
 
     method: str
     imbalance: str
     projector: str
     seed: int
+    dataset: str | None = None
 
     @property
     def name(self) -> str:
-        return f"{self.method}_{self.imbalance}_{self.projector}_seed{self.seed}"
+        """``<method>_<imbalance>_<projector>_seed<seed>``, after ``<dataset>_`` for another data set than CIFAR-10."""
+        prefix = f"{self.dataset}_" if self.dataset not in (None, DEFAULT_DATASET) else ""
+        return f"{prefix}{self.method}_{self.imbalance}_{self.projector}_seed{self.seed}"
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -58,7 +111,8 @@ def parse_seeds(text: str) -> list[int]:
     return sorted(seeds)
 
 
-def grid(methods: list[str], imbalances: list[str], projectors: list[str], seeds: int | Iterable[int]) -> list[Cell]:
+def grid(methods: list[str], imbalances: list[str], projectors: list[str], seeds: int | Iterable[int],
+         dataset: str | None = None) -> list[Cell]:
     """Every (method, imbalance, projector, seed); the supervised baseline only without projector.
 
     ``seeds``: a count (seeds 0 … n − 1) or the seeds themselves.
@@ -68,7 +122,7 @@ def grid(methods: list[str], imbalances: list[str], projectors: list[str], seeds
     for method in methods:
         for imbalance in imbalances:
             for projector in (["none"] if method == "supervised" else projectors):
-                cells.extend(Cell(method, imbalance, projector, seed) for seed in seeds)
+                cells.extend(Cell(method, imbalance, projector, seed, dataset) for seed in seeds)
     if not cells:
         raise StudyError("the grid is empty: give at least one method, imbalance, projector and seed")
     return cells
@@ -77,17 +131,16 @@ def grid(methods: list[str], imbalances: list[str], projectors: list[str], seeds
 def cell_config(cell: Cell, out: Path, study: str) -> dict:
     """Per-cell overrides: data, projector, seed, run directory and W&B grouping/tags."""
     tags = [f"method:{cell.method}", f"imbalance:{cell.imbalance}", f"projector:{cell.projector}",
-            f"seed:{cell.seed}"]
-    concentration = None
-    imbalance = cell.imbalance
-    if imbalance.startswith("dirichlet"):
-        imbalance, concentration = "dirichlet", float(cell.imbalance.split(":", 1)[1])
-    data = {"imbalance": imbalance, "subset_seed": cell.seed, "seed": cell.seed}
-    if concentration is not None:
-        data["concentration"] = concentration
+            f"seed:{cell.seed}", *([f"dataset:{cell.dataset}"] if cell.dataset else [])]
+    options = imbalance_options(cell.imbalance)
+    data = {"imbalance": options.pop("imbalance"), "subset_seed": cell.seed, "seed": cell.seed, **options}
+    if cell.dataset is not None:
+        data["dataset"] = cell.dataset
     model = {"init_args": {}}
     if cell.method != "supervised":
         model["init_args"]["projector"] = None if cell.projector == "none" else "mlp"
+    elif cell.dataset is not None:
+        model["init_args"]["num_classes"] = DATASET_CLASSES[cell.dataset]
     return {
         "seed_everything": cell.seed,
         "trainer": {

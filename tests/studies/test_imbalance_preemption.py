@@ -3,8 +3,8 @@ its array task is requeued by submitit, and the resumed cell ends as the uninter
 
 The array runs through submitit's local executor, whose requeue (a restart of the task) follows
 the same path as on SLURM: submitit's signal handler, `CellTask.checkpoint`, requeue. The signal
-is a real one, sent to the running processes: to the cell (SLURM signals every process of the
-job step) or to the array task alone (which passes it on).
+is a real one, sent to the running processes as SLURM's ``--signal`` sends it to every process of
+the job step: the cell and its array task (which passes it on to the cell as well).
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ from sslprobe.studies.imbalance import main as study_main
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 CELL = "simclr_high_mlp_seed0"
-# The smoke preset, longer (3 epochs of 40 steps), each cell a process of its own.
-PREEMPT_PRESET = {**PRESETS["smoke"], "description": "smoke, 3 epochs of 2,000 images, cells as processes",
-                  "in_process": False, "epochs": 3, "subset_size": 2000}
+# The smoke preset, longer (3 epochs of 12 steps), each cell a process of its own.
+PREEMPT_PRESET = {**PRESETS["smoke"], "description": "smoke, 3 epochs of 600 images, cells as processes",
+                  "in_process": False, "epochs": 3, "subset_size": 600}
 
 
 def study_args(out: Path, cifar_root: Path, *extra: str) -> list[str]:
@@ -71,9 +71,7 @@ def weights(run_dir: Path) -> dict:
     return torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["state_dict"]
 
 
-@pytest.mark.parametrize("target", ["cell", "task"])
-def test_preempted_cell_is_requeued_and_resumes_to_the_uninterrupted_result(tmp_path, cifar_root, uninterrupted,
-                                                                            target):
+def test_preempted_cell_is_requeued_and_resumes_to_the_uninterrupted_result(tmp_path, cifar_root, uninterrupted):
     out = tmp_path / "study"
     codes: list[int] = []
     array = threading.Thread(target=lambda: codes.append(study_main(study_args(
@@ -81,7 +79,7 @@ def test_preempted_cell_is_requeued_and_resumes_to_the_uninterrupted_result(tmp_
     array.start()
     run_dir = out / "runs" / "imbalance" / CELL
     deadline = time.time() + 600
-    # Once epoch 0's checkpoint exists, 80 of the 120 steps remain: the signal lands mid-training.
+    # Once epoch 0's checkpoint exists, 24 of the 36 steps remain: the signal lands mid-training.
     while not list((run_dir / "checkpoints").glob("epoch*.ckpt")):
         assert array.is_alive() and time.time() < deadline, "the cell ended before it could be interrupted"
         time.sleep(0.02)
@@ -89,14 +87,15 @@ def test_preempted_cell_is_requeued_and_resumes_to_the_uninterrupted_result(tmp_
     cells = processes_running("sslprobe", "fit", cell_config)
     tasks = processes_running("submitit.core._submit", str(out / "slurm"))
     assert len(cells) == 1 and len(tasks) == 1, (cells, tasks)
-    os.kill((cells if target == "cell" else tasks)[0], signal.SIGUSR1)
+    for pid in cells + tasks:
+        os.kill(pid, signal.SIGUSR1)
     array.join(timeout=600)
     assert not array.is_alive() and codes == [0]
 
     log = (out / "logs" / f"{CELL}.log").read_text()
     stopped = re.findall(r"interrupted by SIGUSR1 after step (\d+); checkpoint (\S+) written", log)
     assert len(stopped) == 1, log[-3000:]
-    assert 40 <= int(stopped[0][0]) < 120 and stopped[0][1] == str(run_dir / "checkpoints" / "last.ckpt")
+    assert 12 <= int(stopped[0][0]) < 36 and stopped[0][1] == str(run_dir / "checkpoints" / "last.ckpt")
     task_log = "\n".join(path.read_text() for path in (out / "slurm").glob("*/*_log.*"))
     assert "requeueing the task" in task_log and "Requeued job" in task_log, task_log[-3000:]
     assert len(list((out / "slurm").glob("*/*_result.pkl"))) == 1  # one task, finished after its requeue

@@ -20,6 +20,13 @@ study continues where it stopped.
 The last runs the same grid on CIFAR-100-LT (``data.dataset`` and the long-tail profile of
 imbalance ratio 100 in every cell; ``step:<ratio>`` and ``dirichlet:<concentration>`` too).
 
+    python scripts/reproduce_imbalance.py --preset paper --out results/imbalance --launcher slurm \
+        --partition gpu --time 150 --gpus-per-task 1 --cells-per-task 4
+
+``--launcher slurm`` submits the unfinished cells as one SLURM job array through submitit, waits for
+it and aggregates; a pre-empted cell (SIGUSR1) checkpoints, its task is requeued and the cell
+resumes from its last.ckpt (docs/guide/clusters.md).
+
 Outputs: DIR/results.csv (one row per run, plus a random-init row per imbalance and seed),
 DIR/summary.md (mean ± sd and 95 % t-intervals over seeds, the robustness Δ = (A_none −
 A_imbalanced) / A_none of Liu et al. 2021 with its interval, the test-set sampling error,

@@ -25,10 +25,10 @@ study = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(study)
 
 
-def run_script(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+def run_script(*args: str, cwd: Path, timeout: int = 120) -> subprocess.CompletedProcess:
     """The script as a program, from another folder: it must find the package of its own checkout."""
     return subprocess.run([sys.executable, str(SCRIPT), *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=120, env={**os.environ, "WANDB_MODE": "offline"})
+                          timeout=timeout, env={**os.environ, "WANDB_MODE": "offline"})
 
 
 def test_the_script_reports_a_bad_argument_in_one_line(tmp_path):
@@ -37,6 +37,16 @@ def test_the_script_reports_a_bad_argument_in_one_line(tmp_path):
     assert done.stderr == "reproduce_imbalance: error: unknown imbalance 'extreme'; valid: none, medium, high, " \
         "dirichlet:<concentration > 0>, long_tail:<ratio >= 1>, step:<ratio >= 1>\n"
     assert not (tmp_path / "study").exists()
+    for args, message in (
+        (("--partition", "gpu"), "--partition only apply to --launcher slurm"),
+        (("--launcher", "slurm"), "--launcher slurm needs SLURM's sbatch on PATH (run it on the cluster's login node)"),
+    ):
+        done = run_script("--preset", "smoke", "--out", str(tmp_path / "study"), *args, cwd=tmp_path)
+        assert (done.returncode, done.stderr) == (2, f"reproduce_imbalance: error: {message}\n")
+        assert not (tmp_path / "study").exists()
+    bad = run_script("--preset", "smoke", "--out", str(tmp_path / "study"), "--launcher", "slurm",
+                     "--cells-per-task", "0", cwd=tmp_path)
+    assert bad.returncode == 2 and "--cells-per-task" in bad.stderr and not (tmp_path / "study").exists()
     usage = run_script("--help", cwd=tmp_path)
     assert usage.returncode == 0 and "Reproduce the paper's imbalance-robustness study" in usage.stdout
 
@@ -54,10 +64,17 @@ def test_the_script_aggregates_a_results_csv(tmp_path):
     assert (tmp_path / "figure4.png").stat().st_size > 10_000
 
 
-@pytest.mark.slow
-def test_smoke_grid_end_to_end_and_resume(tmp_path, cifar_root, capsys):
-    out = tmp_path / "study"
+@pytest.fixture(scope="module")
+def smoke_study(tmp_path_factory, cifar_root) -> tuple[Path, bytes]:
+    """The smoke grid run here (``--launcher local``): its folder, and its results.csv as first written."""
+    out = tmp_path_factory.mktemp("smoke") / "study"
     assert study.main(["--preset", "smoke", "--out", str(out), "--data-root", str(cifar_root)]) == 0
+    return out, (out / "results.csv").read_bytes()
+
+
+@pytest.mark.slow
+def test_smoke_grid_end_to_end_and_resume(smoke_study, cifar_root, capsys):
+    out, _ = smoke_study
     with open(out / "results.csv") as handle:
         rows = list(csv.DictReader(handle))
     cells = {(r["method"], r["imbalance"], r["projector"]) for r in rows}
@@ -106,6 +123,26 @@ def test_smoke_grid_end_to_end_and_resume(tmp_path, cifar_root, capsys):
     # The same folder is not another preset's study: its cells ran under the smoke protocol.
     assert study.main(["--preset", "cpu", "--out", str(out), "--data-root", str(cifar_root), "--dry-run"]) == 2
     assert "21 finished cell(s) ran under another protocol than preset 'cpu'" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_smoke_grid_as_a_job_array_equals_the_local_run(tmp_path, cifar_root, smoke_study):
+    """The same grid through submitit's local executor: 2 array tasks (11 + 10 cells) in their own processes."""
+    out = tmp_path / "study"
+    done = run_script("--preset", "smoke", "--out", str(out), "--data-root", str(cifar_root), "--launcher", "slurm",
+                      "--executor", "local", "--gpus-per-task", "0", "--cells-per-task", "11", cwd=tmp_path,
+                      timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "submitted 2 array task(s) of at most 11 cell(s)" in done.stdout
+    tasks = sorted((out / "slurm").glob("*/*_result.pkl"))
+    assert len(tasks) == 2, tasks  # two tasks, each finished
+    assert (out / "results.csv").read_bytes() == smoke_study[1]
+    # Submitted again, the finished grid submits nothing and aggregates the same table.
+    again = run_script("--preset", "smoke", "--out", str(out), "--data-root", str(cifar_root), "--launcher", "slurm",
+                       "--executor", "local", "--gpus-per-task", "0", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "21 cells, 21 already finished" in again.stdout and "submitted" not in again.stdout
+    assert (out / "results.csv").read_bytes() == smoke_study[1]
 
 
 NEW_COLUMNS = ("num_test", "random_init_top1", "random_init_knn_top1", "knn_monitor_initial", "knn_monitor_final")

@@ -8,6 +8,7 @@ monitor on. ``scripts/reproduce_imbalance.py`` is its command line.
 - `presets`: the axes and the presets (what a cell trains), as a config fragment.
 - `grid`: the cells, their config fragments, commands and directories.
 - `running`: running the cells, resumably, one at a time or K per device.
+- `launcher`: the cells as one SLURM job array (submitit), requeued when pre-empted.
 - `results`: `StudyRow` (one row of ``results.csv``), collecting and aggregating the rows.
 - `figure`: ``figure4.png``.
 - `command`: the command line.

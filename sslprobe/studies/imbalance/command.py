@@ -24,6 +24,8 @@ from sslprobe.studies.imbalance.grid import (
 )
 from sslprobe.studies.imbalance.presets import IMBALANCES, METHODS, PRESETS, PROJECTORS, REPO, STUDY
 
+SLURM_OPTIONS = ("partition", "time", "gpus_per_task", "cpus_per_task", "cells_per_task", "signal_delay", "executor")
+
 
 def sweep_yaml(preset_name: str, methods, imbalances, projectors, seeds: list[int], out: Path,
                dataset: str | None = None) -> str:
@@ -66,7 +68,47 @@ def parse_args(argv: list[str] | None, description: str | None = None) -> argpar
     parser.add_argument("--aggregate-only", action="store_true", help="redraw table and figure from results.csv")
     parser.add_argument("--cells-per-device", type=int, default=1, metavar="K",
                         help="run K cells at once per device (per GPU, or sharing the CPU), each its own process")
+    add_launcher_arguments(parser)
     return parser.parse_args(argv)
+
+
+def add_launcher_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--launcher`` and the job array's options (`sslprobe.studies.imbalance.launcher`)."""
+    from jsonargparse.typing import NonNegativeInt, PositiveInt
+
+    from sslprobe.studies.imbalance.launcher import EXECUTORS, LAUNCHERS
+
+    parser.add_argument("--launcher", choices=LAUNCHERS, default="local",
+                        help="local: run the cells here; slurm: submit them as one SLURM job array (submitit)")
+    slurm = parser.add_argument_group("--launcher slurm")
+    slurm.add_argument("--partition", default=None, help="SLURM partition (the cluster's default if not given)")
+    slurm.add_argument("--time", type=PositiveInt, default=None, metavar="MINUTES",
+                       help="time limit of one array task, in minutes (> 0; default 60)")
+    slurm.add_argument("--gpus-per-task", type=NonNegativeInt, default=None,
+                       help="GPUs of one array task (>= 0; default 1)")
+    slurm.add_argument("--cpus-per-task", type=PositiveInt, default=None,
+                       help="CPU cores of one array task (> 0; default: the preset's loader workers + 1)")
+    slurm.add_argument("--cells-per-task", type=PositiveInt, default=None,
+                       help="cells run one after another by one array task (> 0; default 1)")
+    slurm.add_argument("--signal-delay", type=PositiveInt, default=None, metavar="SECONDS",
+                       help="SIGUSR1 this long before the time limit (> 0; default 90): checkpoint and requeue")
+    slurm.add_argument("--executor", choices=EXECUTORS, default=None,
+                       help="submitit executor: slurm (sbatch), or local (the same array on this machine)")
+
+
+def slurm_options(args: argparse.Namespace):
+    """The job array's options; `StudyError` if they are given without ``--launcher slurm``."""
+    from sslprobe.studies.imbalance.launcher import SlurmOptions
+
+    given = {name: getattr(args, name) for name in SLURM_OPTIONS if getattr(args, name) is not None}
+    if args.launcher != "slurm":
+        if given:
+            flags = ", ".join("--" + name.replace("_", "-") for name in given)
+            raise StudyError(f"{flags} only apply to --launcher slurm")
+        return None
+    options = SlurmOptions(**given)
+    options.check()
+    return options
 
 
 def validate(args: argparse.Namespace) -> None:
@@ -94,12 +136,14 @@ def main(argv: list[str] | None = None, description: str | None = None) -> int:
         argv: the command line without the program name (default: ``sys.argv[1:]``).
         description: the ``--help`` text (the entry point's docstring).
     """
+    from sslprobe.studies.imbalance.launcher import launch_slurm
     from sslprobe.studies.imbalance.results import aggregate, collect
     from sslprobe.studies.imbalance.running import run_cells
 
     args = parse_args(argv, description)
     try:
         validate(args)
+        slurm = slurm_options(args)
         out = args.out.resolve()
         seeds = list(range(PRESETS[args.preset]["seeds"])) if args.seeds is None else parse_seeds(args.seeds)
         if args.emit_sweep:
@@ -129,7 +173,10 @@ def main(argv: list[str] | None = None, description: str | None = None) -> int:
         (out / "logs").mkdir(exist_ok=True)
         for cell in todo:
             write_cell_config(cell, out, STUDY)
-        run_cells(todo, out, STUDY, PRESETS[args.preset], args.cells_per_device)
+        if slurm is not None:
+            launch_slurm(todo, out, STUDY, PRESETS[args.preset], slurm, args.cells_per_device)
+        else:
+            run_cells(todo, out, STUDY, PRESETS[args.preset], args.cells_per_device)
         aggregate(out, collect(cells, out, STUDY))
         print(f"wrote {out / 'results.csv'}, {out / 'summary.md'}, {out / 'figure4.png'}")
         return 0

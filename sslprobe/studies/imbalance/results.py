@@ -81,8 +81,9 @@ class StudyRow:
                          initial_effective_rank=initial_effective_rank)
 
     @classmethod
-    def of_random_init(cls, cell: Cell, result: Mapping) -> StudyRow:
-        """The random-init baseline at the cell's (imbalance, seed), from the cell's ``linear_eval.json``."""
+    def of_random_init(cls, cell: Cell, result: Mapping, out: Path | None = None) -> StudyRow:
+        """The random-init baseline at the cell's (imbalance, seed), from the cell's ``linear_eval.json``;
+        its ``run_dir`` (the cache file) relative to ``out`` when it lies there."""
         measured = {}
         for f in fields(cls):
             source = f.metadata.get(SOURCE)
@@ -90,8 +91,11 @@ class StudyRow:
                 measured[f.name] = result.get(f"random_init_{f.name}")
             elif source == BOTH:
                 measured[f.name] = result.get(f.name)
+        run_dir = result.get("random_init_cache") or ""
+        if out is not None and run_dir and Path(run_dir).is_relative_to(out):
+            run_dir = str(Path(run_dir).relative_to(out))
         return cls.typed(method=RANDOM_INIT, imbalance=cell.imbalance, projector="none", seed=cell.seed,
-                         run_dir=result.get("random_init_cache") or "", **measured)
+                         run_dir=run_dir, **measured)
 
     @classmethod
     def typed(cls, **values) -> StudyRow:
@@ -177,7 +181,7 @@ def collect(cells: list[Cell], out: Path, study: str) -> list[StudyRow]:
         rows.append(StudyRow.of_run(cell, result, effective_rank, str(path.parent.parent.relative_to(out)), history,
                                     initial_rank))
         if result.get("random_init_top1") is not None:
-            baselines.setdefault((cell.imbalance, cell.seed), StudyRow.of_random_init(cell, result))
+            baselines.setdefault((cell.imbalance, cell.seed), StudyRow.of_random_init(cell, result, out))
     return rows + [baselines[key] for key in sorted(baselines)]
 
 

@@ -4,6 +4,13 @@ A cell with a last checkpoint is resumed; one that died before its first checkpo
 ``DIR/failed/`` and started afresh; one whose training finished but whose final probes did not
 is measured from its last checkpoint (``python -m sslprobe probe``). Each cell's output goes to
 ``DIR/logs/<cell>.log`` and its start and end times to ``DIR/logs/cells.jsonl``.
+
+Pre-emption: a cell stopped by `PREEMPTION_SIGNAL` (SIGUSR1, SLURM's warning with
+``--signal=USR1@90``) writes its ``last.ckpt`` and exits (`sslprobe.callbacks.ExactResume`); running it
+again resumes it exactly. `forward_preemption` passes the signal on to the cells running as
+processes, and a pre-empted cell raises `CellPreempted` (see `sslprobe.studies.imbalance.launcher`).
+A cell is one process on one device: the ``SLURM_*`` variables of the job that runs it are not
+passed on, so Lightning does not take the cell for a SLURM-launched run.
 """
 
 from __future__ import annotations
@@ -12,13 +19,37 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 from sslprobe.studies.imbalance.grid import Cell, fit_command, record_protocol, result_path, run_dir, write_cell_config
 from sslprobe.studies.imbalance.presets import REPO
+
+PREEMPTION_SIGNAL = signal.SIGUSR1
+preemption = threading.Event()  # set by `forward_preemption`: start no further cell
+_running: set[subprocess.Popen] = set()  # the cells running as processes now
+
+
+class CellPreempted(RuntimeError):
+    """A cell stopped by the pre-emption signal (its last checkpoint written), or a stop between cells."""
+
+
+def forward_preemption(signum: int, frame=None) -> None:
+    """Signal handler: pass the signal on to every running cell (each checkpoints and exits) and
+    start no further cell."""
+    preemption.set()
+    for process in list(_running):
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(signum)
+
+
+def preempted(code: int) -> bool:
+    """Whether an exit code is that of a run stopped by `PREEMPTION_SIGNAL` (handled or not)."""
+    return code in (128 + PREEMPTION_SIGNAL, -PREEMPTION_SIGNAL)
 
 
 def run_cell(cell: Cell, out: Path, study: str, in_process: bool = False, env: dict | None = None) -> float:
@@ -68,8 +99,16 @@ def run_sslprobe(args: list[str], log: Path, in_process: bool, env: dict | None 
                 except SystemExit as stop:
                     code = stop.code if isinstance(stop.code, int) else 1
         else:
-            code = subprocess.run([sys.executable, "-m", "sslprobe", *args], cwd=REPO, stdout=handle,
-                                  stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}).returncode
+            inherited = {key: value for key, value in os.environ.items() if not key.startswith("SLURM_")}
+            process = subprocess.Popen([sys.executable, "-m", "sslprobe", *args], cwd=REPO, stdout=handle,
+                                       stderr=subprocess.STDOUT, env={**inherited, **(env or {})})
+            _running.add(process)
+            try:
+                code = process.wait()
+            finally:
+                _running.discard(process)
+    if preempted(code):
+        raise CellPreempted(f"python -m sslprobe {args[0]} was pre-empted (exit {code}); see {log}")
     if code != 0:
         raise RuntimeError(f"python -m sslprobe {args[0]} failed (exit {code}); see {log}")
 
@@ -93,6 +132,8 @@ def run_cells(todo: list[Cell], out: Path, study: str, preset: dict, cells_per_d
     """Run the cells one after another, or K per device at once in separate processes."""
     if cells_per_device == 1:
         for cell in todo:
+            if preemption.is_set():
+                raise CellPreempted(f"pre-empted before cell {cell.name}")
             seconds = run_cell(cell, out, study, preset.get("in_process", False))
             print(f"  {cell.name}: {seconds:.0f} s", flush=True)
         return
@@ -106,7 +147,9 @@ def run_cells(todo: list[Cell], out: Path, study: str, preset: dict, cells_per_d
     failed: list[BaseException] = []
 
     def work(cell: Cell) -> None:
-        if failed:  # stop starting cells after a failure; the running ones finish
+        if failed or preemption.is_set():  # stop starting cells after a failure; the running ones finish
+            if not failed and preemption.is_set():
+                failed.append(CellPreempted(f"pre-empted before cell {cell.name}"))
             return
         env = free.get()  # one is always free: there are as many threads as slots
         try:

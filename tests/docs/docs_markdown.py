@@ -7,7 +7,10 @@ Conventions the pages follow (and the docs tests hold them to):
   code span that starts with the program (``python -m sslprobe fit …``, ``make data``);
 - output, file trees and other text are in ```` ```text ```` blocks;
 - tutorial code is in ```` ```python title="FILE" ```` blocks: the blocks of one title, in order,
-  are the file ``FILE``.
+  are the file ``FILE``;
+- a shell script's content (a SLURM job script) is in a ```` ```bash title="FILE" ```` block: its
+  sslprobe commands are run with the script's variables bound (`script_commands`), its other lines
+  (shell control, the scheduler's own commands) are not commands a reader types.
 """
 
 from __future__ import annotations
@@ -65,6 +68,28 @@ def block_commands(block: Block) -> list[list[str]]:
     """The commands of a bash block as argument lists: continuations joined, comments dropped."""
     joined = block.text.replace("\\\n", " ")
     return [words for words in (shlex.split(line, comments=True) for line in joined.splitlines()) if words]
+
+
+# Example values of the variables a scheduler sets for a job script.
+SCRIPT_ENVIRONMENT = {"SLURM_JOB_ID": "1", "SLURM_NODEID": "0", "SLURM_PROCID": "0"}
+_EXPANSION = re.compile(r"\$(\w+)|\$\{(\w+)\}")
+
+
+def script_commands(block: Block) -> list[list[str]]:
+    """The commands of a script block, with ``NAME=value`` lines bound and ``$NAME`` expanded; a word
+    that still holds an expansion (an unset variable, an empty array) expands to nothing, as in bash."""
+    environment, found = dict(SCRIPT_ENVIRONMENT), []
+
+    def expand(word: str) -> str:
+        return _EXPANSION.sub(lambda m: environment.get(m[1] or m[2], m[0]), word)
+
+    for words in block_commands(block):
+        if len(words) == 1 and re.fullmatch(r"\w+=.*", words[0]):
+            name, _, value = words[0].partition("=")
+            environment[name] = expand(value)
+            continue
+        found.append([word for word in map(expand, words) if "$" not in word])
+    return found
 
 
 def inline_commands(path: Path) -> list[tuple[int, list[str]]]:

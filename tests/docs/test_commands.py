@@ -16,9 +16,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jsonargparse
 import pytest
 import yaml
-from docs_markdown import DOCS, REPO, block_commands, blocks, inline_commands, pages, tutorial_files
+from docs_markdown import REPO, block_commands, blocks, inline_commands, pages, script_commands, tutorial_files
 
 from sslprobe.callbacks import PROBE_CALLBACKS
 from sslprobe.cli import main
@@ -32,6 +33,9 @@ NOT_RUN = {
     ("wandb", "sync"): "uploads to a W&B server",
     ("wandb", "login"): "logs in to a W&B server",
     ("source",): "changes the calling shell only",
+    ("python", "-m", "venv"): "creates an environment",
+    ("pip", "install"): "downloads packages",
+    ("sbatch",): "submits to a SLURM cluster",
 }
 CLI_SUBCOMMANDS = {"fit", "validate", "test", "predict"}
 
@@ -42,16 +46,21 @@ class Parsed(BaseException):
 
 @contextlib.contextmanager
 def parse_only():
-    original = argparse.ArgumentParser.parse_args
+    """argparse's and jsonargparse's ``parse_args`` raise `Parsed` with what they parsed."""
+    originals = {parser: parser.parse_args for parser in (argparse.ArgumentParser, jsonargparse.ArgumentParser)}
 
-    def parse_and_stop(self, args=None, namespace=None):
-        raise Parsed(original(self, args, namespace))
+    def stopping(original):
+        def parse_and_stop(self, *args, **kwargs):
+            raise Parsed(original(self, *args, **kwargs))
+        return parse_and_stop
 
-    argparse.ArgumentParser.parse_args = parse_and_stop
+    for parser, original in originals.items():
+        parser.parse_args = stopping(original)
     try:
         yield
     finally:
-        argparse.ArgumentParser.parse_args = original
+        for parser, original in originals.items():
+            parser.parse_args = original
 
 
 def shown_commands() -> list[tuple[str, list[str]]]:
@@ -59,7 +68,10 @@ def shown_commands() -> list[tuple[str, list[str]]]:
     shown = []
     for page in pages():
         for block in blocks(page):
-            if block.lang == "bash":
+            if block.lang == "bash" and block.title:  # a job script: its sslprobe commands
+                shown += [(block.where, words) for words in script_commands(block)
+                          if sslprobe_arguments(words) is not None]
+            elif block.lang == "bash":
                 for words in block_commands(block):
                     # `a && b` is two commands
                     while "&&" in words:
@@ -120,7 +132,13 @@ RESUMED_EXPERIMENT = ["--run.experiment", "docs_resume"]
 
 
 def run_sslprobe(arguments: list[str], capsys) -> None:
-    if arguments[0] == "fit" and "--ckpt_path" in arguments:
+    if {"--help", "-h", "--version"} & set(arguments):  # prints, then returns or exits 0
+        try:
+            main(arguments)
+        except SystemExit as stopped:
+            assert stopped.code in (0, None)
+        assert capsys.readouterr().out.strip()
+    elif arguments[0] == "fit" and "--ckpt_path" in arguments:
         cut = arguments.index("--ckpt_path")
         version = arguments[arguments.index("--run.version") + 1] if "--run.version" in arguments else "version_*"
         if not list(Path("runs", RESUMED_EXPERIMENT[1]).glob(f"{version}/checkpoints/last.ckpt")):
@@ -130,6 +148,12 @@ def run_sslprobe(arguments: list[str], capsys) -> None:
     elif arguments[0] in CLI_SUBCOMMANDS:
         print_config(arguments, capsys)
     else:  # probe: its parser accepts the arguments
+        if "--settings_from" in arguments:  # the run it copies settings from: a one-step quickstart fit
+            run = Path(arguments[arguments.index("--settings_from") + 1])
+            if not (run / "config.yaml").is_file():
+                main(["fit", "--config", "configs/quickstart.yaml", *PRIOR_RUN, "--trainer.default_root_dir",
+                      str(run.parent.parent), "--run.experiment", run.parent.name, "--run.version", run.name])
+                capsys.readouterr()
         with parse_only(), pytest.raises(Parsed):
             main(arguments)
 
@@ -176,8 +200,9 @@ def checkout(tmp_path, cifar_root, monkeypatch):
 
 @pytest.fixture
 def tutorial_modules(tmp_path, monkeypatch):
-    """The tutorials' files importable (a command may name their classes); registries restored after."""
-    for page in sorted((DOCS / "extending").glob("*.md")):
+    """The pages' files (tutorials, helper scripts) importable (a command may name their classes);
+    registries restored after."""
+    for page in pages():
         for title, text in tutorial_files(page).items():
             (tmp_path / title).write_text(text)
     monkeypatch.syspath_prepend(str(tmp_path))
@@ -207,6 +232,8 @@ def test_every_shown_command_runs(checkout, tutorial_modules, monkeypatch, capsy
                 run_make(words, capsys)
             elif any(word.startswith("scripts/") for word in words[:2]):
                 run_script(words, capsys)
+            elif words[0] == "python" and len(words) == 2 and (tutorial_modules / words[1]).is_file():
+                runpy.run_path(str(tutorial_modules / words[1]), run_name="__main__")  # a page's script
             elif words[0] == "python" and (tutorial_modules / words[1]).is_file():
                 importlib.import_module(words[1].removesuffix(".py"))  # the launcher registers its probes
                 run_sslprobe(words[2:], capsys)

@@ -46,5 +46,5 @@ wheel-check: install
 	.ci/check_wheel $(PY)
 
 constraints: install
-	@{ sed -n '/^#/p' constraints.txt; $(PY) -m pip freeze | grep -iE '^(torch|torchvision|lightning|timm|wandb|jsonargparse|docstring[-_]parser|typeshed[-_]client|matplotlib|numpy|rich|pytest|pytest-timeout|ruff)=='; } > constraints.txt.new
+	@{ sed -n '/^#/p' constraints.txt; $(PY) -m pip freeze | grep -iE '^(torch|torchvision|torchmetrics|lightning|timm|wandb|submitit|jsonargparse|docstring[-_]parser|typeshed[-_]client|matplotlib|numpy|rich|pytest|pytest-timeout|ruff|mkdocs|mkdocs-material|mkdocstrings|mkdocstrings-python)=='; } > constraints.txt.new
 	mv constraints.txt.new constraints.txt

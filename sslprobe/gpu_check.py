@@ -27,9 +27,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
-from lightning.pytorch import Callback, Trainer
+from lightning.pytorch import Trainer
 
-from sslprobe.data import CIFAR10DataModule, load_cifar10
+from sslprobe.benchmark.fit import BatchClock, bare_step, images_per_second
+from sslprobe.benchmark.settings import synchronize
+from sslprobe.data import ImageDataModule, load_cifar10
 from sslprobe.methods import SimCLR
 
 PAPER_CELL = {"images": 20_000, "epochs": 200}  # the paper preset's training subset and epochs
@@ -69,27 +71,6 @@ def dry_run_budget() -> tuple[Budget, dict]:
         "backbone": "resnet12", "widths": (4, 8, 8, 8), "batch_size": 16, "precision": "32-true"}
 
 
-class BatchClock(Callback):
-    """Timestamps the end of every training batch (after the device has finished it)."""
-
-    def __init__(self, device: str):
-        self.device, self.times = device, []
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        synchronize(self.device)
-        self.times.append(time.perf_counter())
-
-
-def synchronize(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-
-
-def images_per_second(times: list[float], warmup: int, batch_size: int) -> float:
-    """Throughput over the batches after ``warmup``, from batch-end timestamps."""
-    return (len(times) - warmup) * batch_size / (times[-1] - times[warmup - 1])
-
-
 def make_model(setting: Setting) -> SimCLR:
     torch.manual_seed(0)
     kwargs = {"widths": list(setting.widths)} if setting.widths else {}
@@ -97,11 +78,11 @@ def make_model(setting: Setting) -> SimCLR:
                   compile=setting.compile)
 
 
-def make_datamodule(root: str, setting: Setting, budget: Budget) -> CIFAR10DataModule:
+def make_datamodule(root: str, setting: Setting, budget: Budget) -> ImageDataModule:
     """The datamodule of one measurement; CIFAR-10 is read from disk once per process."""
     on_gpu = budget.device.startswith("cuda")
     subset = {} if budget.subset_size is None else {"imbalance": "none", "subset_size": budget.subset_size}
-    datamodule = CIFAR10DataModule(root=root, batch_size=setting.batch_size, num_workers=budget.workers,
+    datamodule = ImageDataModule(root=root, batch_size=setting.batch_size, num_workers=budget.workers,
                                    augment_on=setting.augment_on, pin_memory=on_gpu,
                                    persistent_workers=on_gpu and budget.workers > 0, **subset)
     if root not in _LOADED:
@@ -142,13 +123,7 @@ def plain_loop_throughput(root: str, setting: Setting, budget: Budget) -> float:
         for batch in datamodule.train_dataloader():
             if len(times) == total:
                 break
-            batch = [tensor.to(device, non_blocking=True) for tensor in batch]
-            view1, view2, _ = datamodule.on_after_batch_transfer(batch, 0)
-            with autocast:
-                loss = model.loss_fn(model(view1), model(view2))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            bare_step(model, datamodule, optimizer, autocast, batch, device)
             synchronize(budget.device)
             times.append(time.perf_counter())
     return images_per_second(times, budget.warmup, setting.batch_size)

@@ -77,6 +77,17 @@ def fit_throughput(name: str, root: str, settings: Settings, batch_size: int) ->
     return images_per_second(clock.times, settings.warmup_steps, batch_size)
 
 
+def bare_step(model, datamodule, optimizer, autocast, batch, device: torch.device) -> None:
+    """One step of a plain loop: the batch to the device, its two views, forward, backward, SGD step."""
+    batch = [tensor.to(device, non_blocking=True) for tensor in batch]
+    view1, view2, _ = datamodule.on_after_batch_transfer(batch, 0)
+    with autocast:
+        loss = model.loss_fn(model(view1), model(view2))
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+
+
 def bare_throughput(name: str, root: str, settings: Settings, batch_size: int) -> float:
     """images/s of a plain loop: same loader, augmentation, model, loss, SGD and schedule."""
     device = torch.device(settings.device)
@@ -94,13 +105,7 @@ def bare_throughput(name: str, root: str, settings: Settings, batch_size: int) -
     for step, batch in enumerate(datamodule.train_dataloader()):
         if step == total:
             break
-        batch = [tensor.to(device, non_blocking=True) for tensor in batch]
-        view1, view2, _ = datamodule.on_after_batch_transfer(batch, 0)
-        with autocast:
-            loss = model.loss_fn(model(view1), model(view2))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        bare_step(model, datamodule, optimizer, autocast, batch, device)
         scheduler.step()
         synchronize(settings.device)
         times.append(time.perf_counter())

@@ -1,11 +1,10 @@
 #!/usr/bin/env python3
-"""Does bf16-mixed + channels-last train to the same accuracy as float32? (README: Performance)
+"""Does bf16-mixed + channels-last train to the same accuracy as float32? (docs: Precision)
 
 For each method and seed, two ordinary ``python -m sslprobe fit`` runs that differ only in
-numerics (``--trainer.precision 32-true`` vs ``bf16-mixed --model.init_args.channels_last true``),
-each followed by the linear-evaluation probe (linear and kNN top-1 on the full 10,000-image test
-set). The summary gives mean ± sd over seeds per setting and the paired difference fast − float32
-per seed, beside the test set's binomial sampling error.
+numerics, each followed by linear evaluation; the summary gives mean ± sd over seeds and the
+paired difference per seed. The runs and the summary live in `sslprobe.studies.precision_parity`;
+this script parses its arguments.
 
     python scripts/precision_parity.py --out results/precision_parity          # ~25 min on 2 cores
     python scripts/precision_parity.py --out results/precision_parity --aggregate-only
@@ -16,117 +15,13 @@ Finished runs are skipped, so an interrupted comparison continues where it stopp
 from __future__ import annotations
 
 import argparse
-import json
-import math
-import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-SETTINGS = {
-    "float32": ["--trainer.precision", "32-true", "--model.init_args.channels_last", "false"],
-    "bf16_channels_last": ["--trainer.precision", "bf16-mixed", "--model.init_args.channels_last", "true"],
-}
-TEST_IMAGES = 10_000
+# Run as a file, this script imports the sslprobe of its own checkout (not another installed copy).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-
-def fit_args(method: str, setting: str, seed: int, args: argparse.Namespace) -> list[str]:
-    """One run: the method's ResNet-12 config, narrowed and shortened, with linear evaluation."""
-    return [
-        "fit",
-        "--config", str(REPO / "configs" / "base.yaml"),
-        "--config", str(REPO / "configs" / "methods" / f"{method}.yaml"),
-        "--config", str(REPO / "configs" / "backbones" / "resnet12.yaml"),
-        "--config", str(REPO / "callbacks" / "linear_eval.yaml"),
-        "--seed_everything", str(seed), "--data.seed", str(seed),
-        "--model.init_args.backbone_kwargs", "{widths: [16, 32, 64, 128]}",
-        "--data.root", args.data_root, "--data.imbalance", "none", "--data.subset_size", str(args.images),
-        "--data.batch_size", "128", "--data.num_workers", "0",
-        "--trainer.accelerator", "cpu", "--trainer.max_epochs", str(args.epochs),
-        "--trainer.limit_val_batches", "0", "--trainer.enable_progress_bar", "false",
-        "--trainer.callbacks", "null",
-        "--trainer.logger", "lightning.pytorch.loggers.CSVLogger",
-        "--trainer.logger.init_args.save_dir", str(args.out / "runs"),
-        "--trainer.default_root_dir", str(args.out / "runs"),
-        "--probes.linear_eval.train_size", "10000", "--probes.linear_eval.test_size", "null",
-        "--run.experiment", "parity", "--run.version", f"{method}_{setting}_seed{seed}",
-        *SETTINGS[setting],
-    ]
-
-
-def result_file(args: argparse.Namespace, method: str, setting: str, seed: int) -> Path:
-    return args.out / "runs" / "parity" / f"{method}_{setting}_seed{seed}" / "probes" / "linear_eval.json"
-
-
-def run(args: argparse.Namespace) -> None:
-    (args.out / "logs").mkdir(parents=True, exist_ok=True)
-    for method in args.methods:
-        for seed in range(args.seeds):
-            for setting in SETTINGS:  # the two settings of one seed back to back: same machine load
-                if result_file(args, method, setting, seed).is_file():
-                    continue
-                log = args.out / "logs" / f"{method}_{setting}_seed{seed}.log"
-                start = time.time()
-                with open(log, "w") as handle:
-                    code = subprocess.run([sys.executable, "-m", "sslprobe", *fit_args(method, setting, seed, args)],
-                                          cwd=REPO, stdout=handle, stderr=subprocess.STDOUT).returncode
-                if code != 0:
-                    raise SystemExit(f"precision_parity: {method} {setting} seed {seed} failed (exit {code}); "
-                                     f"see {log}")
-                seconds = time.time() - start
-                timing = args.out / "logs" / f"{method}_{setting}_seed{seed}.seconds"
-                timing.write_text(f"{seconds:.1f}\n")
-                print(f"{method} {setting} seed {seed}: {seconds:.0f} s", flush=True)
-
-
-def mean_sd(values: list[float]) -> str:
-    if len(values) < 2:
-        return f"{values[0]:.1f} (one seed)"
-    return f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f}"
-
-
-def aggregate(args: argparse.Namespace) -> dict:
-    rows = []
-    for method in args.methods:
-        for seed in range(args.seeds):
-            for setting in SETTINGS:
-                path = result_file(args, method, setting, seed)
-                if not path.is_file():
-                    continue
-                result = json.loads(path.read_text())
-                timing = args.out / "logs" / f"{method}_{setting}_seed{seed}.seconds"
-                rows.append({"method": method, "setting": setting, "seed": seed,
-                             "top1": 100 * result["top1"], "knn_top1": 100 * result["knn_top1"],
-                             "seconds": float(timing.read_text()) if timing.is_file() else None})
-    lines = [f"{args.images} balanced images, {args.epochs} epochs, batch 128, narrow ResNet-12; "
-             f"linear (SGD, 100 epochs) and kNN top-1 (%) on the {TEST_IMAGES:,} test images; "
-             f"mean ± sd over seeds; Δ = fast − float32 at equal seed.", "",
-             "| method | metric | float32 | bf16 + channels-last | Δ per seed |", "|---|---|---|---|---|"]
-    for method in args.methods:
-        for metric in ("top1", "knn_top1"):
-            by = {s: {r["seed"]: r[metric] for r in rows if r["method"] == method and r["setting"] == s}
-                  for s in SETTINGS}
-            seeds = sorted(set(by["float32"]) & set(by["bf16_channels_last"]))
-            if not seeds:
-                continue
-            deltas = ", ".join(f"{by['bf16_channels_last'][s] - by['float32'][s]:+.1f}" for s in seeds)
-            lines.append(f"| {method} | {'linear' if metric == 'top1' else 'kNN'} | "
-                         f"{mean_sd([by['float32'][s] for s in seeds])} | "
-                         f"{mean_sd([by['bf16_channels_last'][s] for s in seeds])} | {deltas} |")
-    accuracy = statistics.mean(r["top1"] for r in rows) / 100 if rows else 0.5
-    sampling = 100 * math.sqrt(accuracy * (1 - accuracy) / TEST_IMAGES)
-    lines += ["", f"Test-set sampling error (binomial, one run): ±{sampling:.2f} points (1 sd)."]
-    times = {s: [r["seconds"] for r in rows if r["setting"] == s and r["seconds"]] for s in SETTINGS}
-    if all(times.values()):
-        lines.append("Wall time per run (training + linear evaluation), median: "
-                     + ", ".join(f"{s} {statistics.median(t):.0f} s" for s, t in times.items()) + ".")
-    summary = "\n".join(lines)
-    (args.out / "summary.md").write_text(summary + "\n")
-    (args.out / "results.json").write_text(json.dumps(rows, indent=2))
-    print(summary)
-    return {"rows": rows, "summary": summary}
+from sslprobe.studies.precision_parity import ParityConfig, aggregate, run  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -139,11 +34,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data-root", default="data")
     parser.add_argument("--aggregate-only", action="store_true")
     args = parser.parse_args(argv)
+    config = ParityConfig(out=args.out, methods=args.methods, seeds=args.seeds, images=args.images,
+                          epochs=args.epochs, data_root=args.data_root)
     if not args.aggregate_only:
-        run(args)
-    elif not (args.out / "runs" / "parity").is_dir():
-        raise SystemExit(f"precision_parity: no runs under {args.out / 'runs' / 'parity'} to aggregate")
-    aggregate(args)
+        run(config)
+    elif not (config.out / "runs" / "parity").is_dir():
+        raise SystemExit(f"precision_parity: no runs under {config.out / 'runs' / 'parity'} to aggregate")
+    aggregate(config)
 
 
 if __name__ == "__main__":

@@ -58,7 +58,10 @@ def test_tuned_allocator_reuses_freed_blocks_without_page_faults():
     assert default_faults > 3 * PAGES_PER_STEP, default_faults  # glibc maps and unmaps the large blocks
     applied, tuned_faults = faults("1")
     assert applied
-    assert tuned_faults < PAGES_PER_STEP // 4, (tuned_faults, default_faults)  # reused, already mapped
+    # Reused, already mapped: six tuned steps fault in less than half of what one step maps afresh
+    # (the default: about 5.3 steps' worth). Measured over 26 children on 2 cores: 0 faults in 17,
+    # and 20,480-28,672 in the others (one late heap extension of 80-112 MiB, placed by chance).
+    assert tuned_faults < PAGES_PER_STEP // 2, (tuned_faults, default_faults)
 
 
 def test_switch_off_leaves_the_allocator_alone(monkeypatch):

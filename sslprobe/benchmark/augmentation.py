@@ -15,7 +15,7 @@ from sslprobe.benchmark.settings import (
     median,
     synchronize,
 )
-from sslprobe.data import CIFAR10DataModule, load_cifar10
+from sslprobe.data import ImageDataModule, load_cifar10
 from sslprobe.data.augment import CIFAR10_MEAN, CIFAR10_STD
 from sslprobe.data.batch_augment import SimCLRBatchAugment
 from sslprobe.data.sampler import sample_seed
@@ -105,10 +105,10 @@ def bench_augmentation(root: str, settings: Settings, repeats: int) -> dict:
     n, batch, workers, device = settings.augment_images, settings.batch_size, settings.workers, settings.device
     batch = max(batch, 256) if device == "cpu" else batch
     pixels = cifar.train.images[:n]
-    datamodule = CIFAR10DataModule(root=root, batch_size=batch, num_workers=0)
+    datamodule = ImageDataModule(root=root, batch_size=batch, num_workers=0)
     seeded = datamodule.make_dataset(cifar.train, np.arange(n))
     pil_dataset = PILTwoViews(pixels.permute(0, 2, 3, 1).contiguous().numpy(), cifar.train.labels[:n].numpy())
-    per_sample = CIFAR10DataModule(root=root, augment_on="workers").make_dataset(cifar.train, np.arange(n))
+    per_sample = ImageDataModule(root=root, augment_on="workers").make_dataset(cifar.train, np.arange(n))
     kornia = kornia_pipeline()
     batched = SimCLRBatchAugment()
     threads = torch.get_num_threads()

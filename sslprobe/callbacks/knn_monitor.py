@@ -23,7 +23,7 @@ class KNNMonitor(ProbeCallback):
 
     At the start of training (step 0, the initial network) and after every ``every_n_epochs``
     epochs, extracts backbone features of fixed class-balanced sets (``train_size`` training and
-    ``test_size`` test images from `CIFAR10DataModule.balanced_evaluation_sets`, eval mode, no
+    ``test_size`` test images from `ImageDataModule.balanced_evaluation_sets`, eval mode, no
     augmentation) and classifies the test images with the weighted kNN of the linear-evaluation
     probe (`sslprobe.probes.linear.knn_predict`: k nearest by cosine similarity, votes
     ``exp(s / temperature)``). Logs ``knn/top1``, ``knn/balanced`` and the means over the

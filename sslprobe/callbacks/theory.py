@@ -37,7 +37,7 @@ class TheoryProbe(ProbeCallback):
     """Predicts the projector's last layer from its input features and measures the trained one.
 
     On ``num_images`` training-subset images with two views made by the training augmentation
-    path (`CIFAR10DataModule.probe_views`, seeded by ``seed``), the network runs once in eval
+    path (`ImageDataModule.probe_views`, seeded by ``seed``), the network runs once in eval
     mode and the inputs ``h`` of the projector's last ``nn.Linear`` are kept. From them
     `sslprobe.probes.theory.theory_probe` estimates A0, C, Σ (with split-half sampling error),
     predicts the stationary ``WᵀW`` for the method's loss and hyper-parameters (batch, α, β,

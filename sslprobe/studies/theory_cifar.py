@@ -3,7 +3,7 @@
 The linear theory (Ziyin et al. 2023) is exact, to fourth order in W, for a linear layer
 ``f = W h`` trained on fixed inputs ``h`` (Section 4.1, Eq. 16). This study makes ``h`` real:
 CIFAR-10 training images, augmented by the training path at ``data.augment_strength`` s
-(`CIFAR10DataModule.probe_views`, the SimCLR recipe at s = 1), go through a frozen backbone; a
+(`ImageDataModule.probe_views`, the SimCLR recipe at s = 1), go through a frozen backbone; a
 linear layer W (d × d) is then trained on those features with β-InfoNCE (β = 0.5, Gaussian
 kernel, T = 1) and with the spectral contrastive loss (SCL), and its ``WᵀW`` is held against
 the prediction of `sslprobe.probes.theory.predict` (Thm. 1 in its general form, B from

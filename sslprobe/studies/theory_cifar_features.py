@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 def view_pools(root: str | Path, strengths, num_images: int, views: int, seed: int = 0):
     """K views of the same N training images at each augmentation strength, from the training path.
 
-    For each s a `CIFAR10DataModule` with ``augment_strength = s`` on a balanced subset of exactly
+    For each s a `ImageDataModule` with ``augment_strength = s`` on a balanced subset of exactly
     ``num_images`` images is asked K/2 times for `probe_views` (seeds ``seed·1000 + j``); as the
     subset holds exactly ``num_images`` images, every call returns the same images, with new views.
 
@@ -35,14 +35,14 @@ def view_pools(root: str | Path, strengths, num_images: int, views: int, seed: i
     """
     from sslprobe.data import load_cifar10
     from sslprobe.data.augment import normalize_images
-    from sslprobe.data.datamodule import CIFAR10DataModule
+    from sslprobe.data.datamodule import ImageDataModule
 
     if views < 2 or views % 2:
         raise ValueError(f"views must be an even number >= 2, got {views}")
     cifar = load_cifar10(root)
     pools, clean = [], None
     for strength in strengths:
-        data = CIFAR10DataModule(root=str(root), imbalance="none", subset_size=num_images, subset_seed=seed,
+        data = ImageDataModule(root=str(root), imbalance="none", subset_size=num_images, subset_seed=seed,
                                  augment_strength=float(strength), seed=seed, batch_size=num_images, num_workers=0)
         data.cifar = cifar  # one copy of the images for the whole sweep
         data.setup()
@@ -127,13 +127,13 @@ def pretrain_backbone(root: str | Path, settings: StudySettings) -> tuple[nn.Mod
     """
     from lightning.pytorch import Trainer, seed_everything
 
-    from sslprobe.data.datamodule import CIFAR10DataModule
+    from sslprobe.data.datamodule import ImageDataModule
     from sslprobe.methods import SimCLR
 
     seed_everything(settings.seed, verbose=False)
     method = SimCLR(temperature=0.5, backbone="resnet12", backbone_kwargs={"widths": list(settings.widths)},
                     projector="mlp", hidden_dim=256, output_dim=64, lr=0.06, min_lr=0.001, weight_decay=5e-4)
-    data = CIFAR10DataModule(root=str(root), imbalance="none", subset_size=settings.pretrain_images,
+    data = ImageDataModule(root=str(root), imbalance="none", subset_size=settings.pretrain_images,
                              subset_seed=settings.seed, seed=settings.seed, batch_size=settings.pretrain_batch,
                              num_workers=0)
     with tempfile.TemporaryDirectory() as run_dir:
@@ -158,10 +158,10 @@ def pretrain_backbone(root: str | Path, settings: StudySettings) -> tuple[nn.Mod
 def knn_accuracy(backbone: nn.Module, root: str | Path, images: int, seed: int) -> float:
     """Weighted kNN (k = 50, cosine) top-1 on ``images`` balanced test images from as many train images."""
     from sslprobe.data.augment import normalize_images
-    from sslprobe.data.datamodule import CIFAR10DataModule
+    from sslprobe.data.datamodule import ImageDataModule
     from sslprobe.probes.linear import knn_predict
 
-    train, test = CIFAR10DataModule(root=str(root)).balanced_evaluation_sets(images, images, seed)
+    train, test = ImageDataModule(root=str(root)).balanced_evaluation_sets(images, images, seed)
     train_features = backbone_features(backbone, normalize_images(train.images)).float()
     test_features = backbone_features(backbone, normalize_images(test.images)).float()
     predicted = knn_predict(train_features, train.labels, test_features, 10, k=50)

@@ -57,6 +57,8 @@ class TheoryProbe(ProbeCallback):
         batch_size: the loss's batch (the paper's N follows from it); default ``data.batch_size``.
         forward_batch_size: images per forward pass.
         seed: choice of images, views and of the halves for the sampling error.
+        at_start: also measure the initial network at step 0 (``theory_epoch0.*``): how far a
+            random last layer lies from the prediction, the baseline of a trajectory.
     """
 
     name = "theory"
@@ -70,10 +72,12 @@ class TheoryProbe(ProbeCallback):
         batch_size: AtLeastTwoInt | None = None,
         forward_batch_size: PositiveInt = 512,
         seed: NonNegativeInt = 0,
+        at_start: bool = False,
     ):
         super().__init__(every_n_epochs)
         self.num_images, self.collapse_threshold = num_images, collapse_threshold
         self.batch_size, self.forward_batch_size, self.seed = batch_size, forward_batch_size, seed
+        self.at_start = at_start
 
     def measure(self, method: LightningModule, datamodule, run_dir: Path, epoch: int) -> dict:
         from sslprobe.plots import plot_theory_spectrum

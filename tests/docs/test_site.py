@@ -65,7 +65,8 @@ def test_every_page_is_built_and_the_api_pages_hold_their_symbols(site):
         assert f'id="{symbol}' in api or f"id=\"sslprobe.methods.base.SSLMethod.{symbol}" in api, symbol
     assert "sslprobe.probes.landscape" in (site / "reference" / "probes.html").read_text()
     studies = (site / "reference" / "studies.html").read_text()
-    for symbol in ("linear_probe_check.compare_linear_probes", "precision_parity.aggregate"):  # what scripts/ run
+    for symbol in ("linear_probe_check.compare_linear_probes", "precision_parity.aggregate",
+                   "theory_trajectory.write_trajectory"):  # what scripts/ run
         assert f'id="sslprobe.studies.{symbol}"' in studies, symbol
 
 

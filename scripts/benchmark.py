@@ -2,6 +2,7 @@
 
     python scripts/benchmark.py [--quick] [--json OUT] [--repeats N] [--data-root data]
     python scripts/benchmark.py --gpu --json gpu.json     # one CUDA device
+    python scripts/benchmark.py --only-evaluation --json docs/benchmarks/cpu_evaluation.json
 
 The sections (fit, augmentation, probes, scaling, resolution, precision), their targets and
 what ``--quick``, ``--gpu``, ``--only-precision`` and ``--float32`` change are described in
@@ -21,6 +22,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sslprobe.benchmark import configure, run_benchmark  # noqa: E402
+from sslprobe.benchmark.evaluation import bench_evaluation  # noqa: E402
 from sslprobe.runtime import tune_host_allocator  # noqa: E402
 
 
@@ -34,6 +36,8 @@ def main(argv: list[str] | None = None) -> dict:
                         help="subset of resnet18 resnet12 vit_tiny (with --only-precision: also resnet12_narrow)")
     parser.add_argument("--data-root", default="data", help="folder holding cifar-10-batches-py")
     parser.add_argument("--only-precision", action="store_true", help="only the precision section")
+    parser.add_argument("--only-evaluation", action="store_true",
+                        help="only the cost of the study's final evaluation at larger evaluation sets")
     parser.add_argument("--float32", action="store_true",
                         help="float32 everywhere (default: what run.precision auto picks for the device)")
     parser.add_argument("--default-malloc", action="store_true",
@@ -45,8 +49,11 @@ def main(argv: list[str] | None = None) -> dict:
     settings, mode, numerics = configure(quick=args.quick, gpu=args.gpu, models=args.models,
                                          only_precision=args.only_precision, float32=args.float32)
     repeats = args.repeats or (1 if args.quick else 3)
-    results = run_benchmark(args.data_root, settings, mode=mode, numerics=numerics, repeats=repeats,
-                            only_precision=args.only_precision, allocator_tuned=allocator_tuned)
+    if args.only_evaluation:
+        results = bench_evaluation(args.data_root, settings, repeats)
+    else:
+        results = run_benchmark(args.data_root, settings, mode=mode, numerics=numerics, repeats=repeats,
+                                only_precision=args.only_precision, allocator_tuned=allocator_tuned)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results, indent=2))

@@ -9,6 +9,7 @@ import csv
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -190,3 +191,44 @@ def test_two_cells_per_device_run_at_once(tmp_path, cifar_root):
     assert max(t["start"] for t in timings) < min(t["end"] for t in timings)  # the two overlapped
     with open(out / "results.csv") as handle:
         assert len([r for r in csv.DictReader(handle) if r["method"] == "simclr"]) == 2
+
+
+def part_of_another_study(path: Path, rows: list[dict], seed: str, num_test: str) -> Path:
+    """``rows`` (a results.csv's) moved to ``seed`` and measured on ``num_test`` test images: a part run elsewhere."""
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows({**row, "seed": seed, "num_test": num_test} for row in rows)
+    return path
+
+
+@pytest.mark.slow
+def test_merge_adds_a_part_run_elsewhere_and_refuses_another_protocol(tmp_path, cifar_root, smoke_study, capsys):
+    out = tmp_path / "study"
+    shutil.copytree(smoke_study[0], out)
+    with open(out / "results.csv") as handle:
+        own = list(csv.DictReader(handle))
+    base = ["--preset", "smoke", "--out", str(out), "--data-root", str(cifar_root)]
+    part = part_of_another_study(tmp_path / "part.csv", own, seed="7", num_test=own[0]["num_test"])
+    assert study.main([*base, "--merge", str(part)]) == 0
+    assert "21 cells, 21 already finished" in capsys.readouterr().out  # nothing retrained
+    with open(out / "results.csv") as handle:
+        merged = list(csv.DictReader(handle))
+    def measured(rows):  # a copied folder's random-init rows name the cache of the original folder
+        return [{k: v for k, v in row.items() if k != "run_dir"} for row in rows]
+
+    assert len(merged) == 2 * len(own) and measured(merged[: len(own)]) == measured(own)
+    assert {r["seed"] for r in merged[len(own):]} == {"7"}
+    assert "# Imbalance study: 2 seeds (0, 7)" in (out / "summary.md").read_text()
+
+    written = (out / "results.csv").read_bytes()
+    for bad, message in (
+        (part_of_another_study(tmp_path / "other.csv", own, seed="8", num_test="2000"),
+         "the parts used different test sets (500, 2000 images): another evaluation protocol, not mixed"),
+        (part, f"--merge: {part} repeats simclr/none/mlp/7, already in the study"),  # seed 7 is in twice
+        (tmp_path / "absent.csv", f"--merge: {tmp_path / 'absent.csv'} does not exist"),
+    ):
+        extra = [str(part)] if bad == part else []
+        assert study.main([*base, "--merge", *extra, str(bad)]) == 2
+        assert message in capsys.readouterr().err
+        assert (out / "results.csv").read_bytes() == written  # refused before anything was written

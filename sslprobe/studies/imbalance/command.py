@@ -66,6 +66,9 @@ def parse_args(argv: list[str] | None, description: str | None = None) -> argpar
     parser.add_argument("--dry-run", action="store_true", help="print the commands; run and write nothing")
     parser.add_argument("--emit-sweep", type=Path, default=None, help="write a W&B sweep file and exit")
     parser.add_argument("--aggregate-only", action="store_true", help="redraw table and figure from results.csv")
+    parser.add_argument("--merge", type=Path, nargs="+", default=[], metavar="CSV",
+                        help="add the rows of earlier parts of this study (their results.csv, e.g. seeds run "
+                             "elsewhere) before aggregating; duplicates and other test-set sizes are refused")
     parser.add_argument("--cells-per-device", type=int, default=1, metavar="K",
                         help="run K cells at once per device (per GPU, or sharing the CPU), each its own process")
     add_launcher_arguments(parser)
@@ -137,7 +140,7 @@ def main(argv: list[str] | None = None, description: str | None = None) -> int:
         description: the ``--help`` text (the entry point's docstring).
     """
     from sslprobe.studies.imbalance.launcher import launch_slurm
-    from sslprobe.studies.imbalance.results import aggregate, collect
+    from sslprobe.studies.imbalance.results import aggregate, collect, merge_rows
     from sslprobe.studies.imbalance.running import run_cells
 
     args = parse_args(argv, description)
@@ -153,6 +156,9 @@ def main(argv: list[str] | None = None, description: str | None = None) -> int:
             print(f"wrote {args.emit_sweep}")
             return 0
         if args.aggregate_only:
+            if args.merge:
+                raise StudyError("--merge adds to a study's own rows: run without --aggregate-only "
+                                 "(finished cells are reused)")
             aggregate(out)
             print(f"wrote {out / 'summary.md'} and {out / 'figure4.png'}")
             return 0
@@ -161,6 +167,8 @@ def main(argv: list[str] | None = None, description: str | None = None) -> int:
         else:  # one seed only (a sweep agent's cell)
             cells = [dataclasses.replace(c, seed=args.seed)
                      for c in grid(args.methods, args.imbalances, args.projectors, 1, args.dataset)]
+        if args.merge:
+            merge_rows([], args.merge)  # a bad part is refused before anything runs
         done = finished(cells, out, STUDY, args.preset)
         todo = [c for c in cells if c not in done]
         print(f"{len(cells)} cells, {len(cells) - len(todo)} already finished; preset {args.preset}: "
@@ -177,7 +185,7 @@ def main(argv: list[str] | None = None, description: str | None = None) -> int:
             launch_slurm(todo, out, STUDY, PRESETS[args.preset], slurm, args.cells_per_device)
         else:
             run_cells(todo, out, STUDY, PRESETS[args.preset], args.cells_per_device)
-        aggregate(out, collect(cells, out, STUDY))
+        aggregate(out, merge_rows(collect(cells, out, STUDY), args.merge))
         print(f"wrote {out / 'results.csv'}, {out / 'summary.md'}, {out / 'figure4.png'}")
         return 0
     except (StudyError, RuntimeError) as error:

@@ -200,6 +200,31 @@ def read_csv(path: Path) -> list[StudyRow]:
             raise StudyError(f"{path}: {error}") from None
 
 
+def merge_rows(rows: list[StudyRow], paths: list[Path]) -> list[StudyRow]:
+    """``rows`` followed by the rows of earlier parts of the same study (their ``results.csv`` files).
+
+    A part run elsewhere (a cluster, another machine whose run folders are not here) adds its
+    seeds this way. Raises `StudyError` when a file is missing, when a (method, imbalance,
+    projector, seed) occurs twice, or when the parts measured their accuracies on different
+    numbers of test images (another evaluation protocol: never mixed in one summary).
+    """
+    merged, seen = list(rows), {(r.method, r.imbalance, r.projector, r.seed) for r in rows}
+    for path in paths:
+        if not path.is_file():
+            raise StudyError(f"--merge: {path} does not exist")
+        for row in read_csv(path):
+            key = (row.method, row.imbalance, row.projector, row.seed)
+            if key in seen:
+                raise StudyError(f"--merge: {path} repeats {'/'.join(map(str, key))}, already in the study")
+            seen.add(key)
+            merged.append(row)
+    sizes = sorted({r.num_test for r in merged if r.num_test is not None})
+    if len(sizes) > 1:
+        raise StudyError(f"--merge: the parts used different test sets ({', '.join(map(str, sizes))} images): "
+                         "another evaluation protocol, not mixed")
+    return merged
+
+
 def summary_markdown(rows: list[StudyRow]) -> str:
     """``summary.md`` of the rows (`sslprobe.studies.report.summary_markdown` with the study's method names)."""
     return study_summary(rows, METHODS)

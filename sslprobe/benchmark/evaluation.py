@@ -10,28 +10,22 @@ weights' own precision (float32) whatever precision training uses, so this does 
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 from sslprobe.benchmark.fit import make_model
 from sslprobe.benchmark.settings import Settings, median, timed
 from sslprobe.callbacks import LinearEvaluation
 from sslprobe.data import ImageDataModule
+from sslprobe.studies.statistics import binomial_standard_error
 
 # (probe training images, test images): the cpu preset's protocol first, then larger ones.
 EVALUATION_SIZES = ((5000, 2000), (5000, 10_000), (10_000, 10_000), (50_000, 10_000))
 
 
-def binomial_half_width(accuracy: float, images: int) -> float:
-    """The 95 % half-width (points) of an accuracy measured on ``images`` test images: 1.96 √(p(1−p)/n)."""
-    return 100 * 1.96 * math.sqrt(accuracy * (1 - accuracy) / images)
-
-
 def bench_evaluation(root: str, settings: Settings, repeats: int, sizes=EVALUATION_SIZES,
                      model_name: str = "resnet12_narrow", accuracy: float = 0.45) -> dict:
     """Seconds of one `LinearEval` evaluation (trained network; the random-init baseline costs the same
-    once per seed) at each (train, test) size, with the sampling error at ``accuracy``.
+    once per seed) at each (train, test) size, with the 95 % binomial half-width at ``accuracy``.
 
     Returns:
         ``{"model", "accuracy_for_half_width", "rows": [{"train_images", "test_images", "seconds", "vs_first",
@@ -50,7 +44,7 @@ def bench_evaluation(root: str, settings: Settings, repeats: int, sizes=EVALUATI
 
         seconds = median([timed(evaluate, settings.device)[1] for _ in range(repeats)])
         rows.append({"train_images": len(train), "test_images": len(test), "seconds": seconds,
-                     "half_width_95_points": binomial_half_width(accuracy, len(test))})
+                     "half_width_95_points": 100 * 1.96 * binomial_standard_error(accuracy, len(test))})
         print(f"  evaluation on {len(train):,} + {len(test):,} images: {seconds:.1f} s", flush=True)
     for row in rows:
         row["vs_first"] = row["seconds"] / rows[0]["seconds"]

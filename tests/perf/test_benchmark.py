@@ -100,3 +100,16 @@ def test_landscape_probe_runs_the_backbone_once_per_image_whatever_the_grid(tmp_
         assert images_seen == [48, 48], (points, images_seen)  # each view once, in one batch of 48
         with np.load(tmp_path / "probes" / f"landscape_epoch{points}.npz") as landscape:
             assert landscape["loss_2d"].shape == (points, points) and landscape["loss_1d"].shape == (points,)
+
+
+def test_evaluation_cost_section_uses_the_study_protocol_at_each_size(cifar_root):
+    from sslprobe.benchmark.evaluation import bench_evaluation
+
+    report = bench_evaluation(str(cifar_root), QUICK, repeats=1, sizes=((100, 50), (200, 500)), accuracy=0.5)
+    rows = report["rows"]
+    # balanced subsets: train_size // 10 and test_size // 10 images of each class
+    assert [(r["train_images"], r["test_images"]) for r in rows] == [(100, 50), (200, 500)]
+    assert rows[0]["vs_first"] == 1.0 and rows[1]["vs_first"] == rows[1]["seconds"] / rows[0]["seconds"]
+    assert all(r["seconds"] > 0 for r in rows)
+    # 1.96 √(p (1 − p) / n) in points at p = 0.5: 13.86 on 50 images, 4.38 on 500
+    assert [round(r["half_width_95_points"], 2) for r in rows] == [13.86, 4.38]

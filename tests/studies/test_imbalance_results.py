@@ -292,3 +292,15 @@ def test_dry_run_commands_and_cell_configs_are_those_of_the_code_before(tmp_path
     cells = (2 * 3 * 2 + 3) * 3  # (two methods x imbalances x projectors, and supervised) x the preset's 3 seeds
     assert printed_after == printed_before and printed_after.count("\n") == 1 + cells
     assert files_after == files_before and len(files_after) == 1 + cells  # preset.yaml and one file per cell
+
+
+def test_the_figure_s_claim_panel_is_delta_scl_minus_delta_simclr_per_seed(tmp_path):
+    from sslprobe.studies.imbalance.figure import claim_per_seed
+
+    write_fixed_csv(tmp_path / "results.csv")
+    rows = read_csv(tmp_path / "results.csv")
+    # seed 0 only has both methods: Δ SCL = (0.40 - 0.38) / 0.40 = 0.05, Δ SimCLR = (0.50 - 0.40) / 0.50 = 0.2
+    assert claim_per_seed(rows, "mlp", "high") == {0: pytest.approx(0.05 - 0.2)}
+    assert claim_per_seed(rows, "none", "high") == {}  # no runs without projector
+    aggregate(tmp_path)
+    assert (tmp_path / "figure4.png").stat().st_size > 10_000

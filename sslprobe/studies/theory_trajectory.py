@@ -10,6 +10,7 @@ into one `TrajectoryPoint` per epoch with what a trajectory needs beside the pro
 - the principal angles between the trained layer's top ``predicted_rank`` directions and that
   subspace (the probe's own angles use the trained layer's whole numerical rank, which stays full
   when the theory predicts collapse, so they say little about alignment);
+- the same angles between random subspaces of the same dimensions (the baseline of those angles);
 - the drift of the prediction: principal angles between the predicted subspace at this epoch and
   at the last one (does the prediction move with the features?);
 - the sampling error: the predicted rank and eigenvalues of the two halves of the probe's images.
@@ -48,6 +49,7 @@ class TrajectoryPoint:
     energy_in_predicted: float  # share of Tr WᵀW in the predicted subspace
     isotropic_energy: float  # predicted_rank / feature_dim: that share for an isotropic layer
     top_angles_deg: list[float]  # trained top-r directions vs the predicted subspace (r = predicted rank)
+    random_median_angle_deg: list[float]  # median angle between two random r-dim subspaces, per draw
     drift_to_last_deg: list[float]  # predicted subspace here vs at the last epoch
     predicted_mean_sq_norm: float
     measured_mean_sq_norm: float
@@ -61,6 +63,16 @@ def theory_epochs(probes: Path) -> list[int]:
     """The epochs with a theory measurement in ``probes`` (sorted)."""
     found = (re.fullmatch(r"theory_epoch(\d+)\.json", p.name) for p in probes.glob("theory_epoch*.json"))
     return sorted(int(m.group(1)) for m in found if m)
+
+
+def random_median_angles(dim: int, rank: int, draws: int = 5, seed: int = 0) -> list[float]:
+    """Median principal angle (degrees) between two random ``rank``-dimensional subspaces of R^dim, per draw."""
+    generator = torch.Generator().manual_seed(seed)
+    medians = []
+    for _ in range(draws):
+        pair = [torch.randn(dim, rank, generator=generator, dtype=torch.float64) for _ in range(2)]
+        medians.append(float(np.median(principal_angles(*pair))))
+    return medians
 
 
 def load_trajectory(run_dir: str | Path) -> list[TrajectoryPoint]:
@@ -96,6 +108,7 @@ def load_trajectory(run_dir: str | Path) -> list[TrajectoryPoint]:
             measured_top=[float(v) for v in report["measured_eigenvalues"][:TOP]],
             energy_in_predicted=energy, isotropic_energy=rank / dim,
             top_angles_deg=principal_angles(_top_eigenvectors(measured_gram, rank), basis).tolist(),
+            random_median_angle_deg=random_median_angles(dim, rank),
             drift_to_last_deg=principal_angles(basis, last_basis).tolist(),
             predicted_mean_sq_norm=report["predicted_mean_sq_norm"],
             measured_mean_sq_norm=report["measured_mean_sq_norm"],
@@ -142,6 +155,8 @@ def trajectory_figure(points: list[TrajectoryPoint], path: Path, title: str = ""
     ax = axes[3]
     ax.plot(epochs, [float(np.median(p.top_angles_deg)) for p in points], "o-", label="trained top-r, median")
     ax.plot(epochs, [max(p.top_angles_deg) for p in points], "s--", label="trained top-r, largest")
+    ax.plot(epochs, [float(np.median(p.random_median_angle_deg)) for p in points], "k:",
+            label="random subspaces, median")
     ax.plot(epochs, [float(np.median(p.drift_to_last_deg)) for p in points], "^:",
             label="prediction vs last epoch's, median")
     ax.set(xlabel="epoch", ylabel="principal angle (°)", ylim=(0, 90), title="angles to the predicted subspace")
@@ -158,7 +173,7 @@ def trajectory_figure(points: list[TrajectoryPoint], path: Path, title: str = ""
 def trajectory_markdown(points: list[TrajectoryPoint]) -> str:
     """The trajectory as a table, one row per epoch."""
     lines = ["| epoch | predicted rank (halves) | trained rank | predicted λ1 (halves) | trained λ1 "
-             "| energy in predicted subspace (isotropic) | top-r angles, median / max "
+             "| energy in predicted subspace (isotropic) | top-r angles, median / max (random subspaces, median) "
              "| prediction drift to last, median "
              "| E\\|f\\|² predicted / trained | loss trained / at prediction |",
              "|---|---|---|---|---|---|---|---|---|---|"]
@@ -170,6 +185,7 @@ def trajectory_markdown(points: list[TrajectoryPoint]) -> str:
             f"| {p.predicted_top[0]:.3g} ({halves}) | {p.measured_top[0]:.3g} "
             f"| {100 * p.energy_in_predicted:.1f} % ({100 * p.isotropic_energy:.1f} %) "
             f"| {np.median(p.top_angles_deg):.0f}° / {max(p.top_angles_deg):.0f}° "
+            f"({min(p.random_median_angle_deg):.1f}–{max(p.random_median_angle_deg):.1f}°) "
             f"| {np.median(p.drift_to_last_deg):.0f}° "
             f"| {p.predicted_mean_sq_norm:.3g} / {p.measured_mean_sq_norm:.3g} | {losses} |")
     return "\n".join(lines) + "\n"

@@ -14,7 +14,7 @@ from helpers import REPO, tiny_fit_args  # tests/helpers.py
 
 from sslprobe.cli import main
 from sslprobe.methods import SpectralContrastive
-from sslprobe.studies.theory_trajectory import load_trajectory, trajectory_markdown
+from sslprobe.studies.theory_trajectory import load_trajectory, random_median_angles, trajectory_markdown
 
 pytestmark = pytest.mark.slow
 SCRIPT = REPO / "scripts" / "theory_trajectory.py"
@@ -91,6 +91,7 @@ def test_trajectory_numbers_by_hand(run):
         last_top = np.linalg.eigh(last_gram)[1][:, ::-1][:, : points[-1].predicted_rank]
         np.testing.assert_allclose(sorted(point.drift_to_last_deg),
                                    sorted(np.degrees(subspace_angles(top, last_top))), atol=1e-4)
+        assert point.random_median_angle_deg == random_median_angles(gram.shape[0], r)
     assert max(points[-1].drift_to_last_deg) < 1e-4  # the last prediction against itself
     assert trajectory_markdown(points).count("\n") == 2 + len(points)
 
@@ -105,3 +106,10 @@ def test_the_script_writes_figure_table_and_json_or_says_why_not(run, tmp_path):
                            capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert empty.returncode == 2 and len(empty.stderr.strip().splitlines()) == 1
     assert "no theory measurement" in empty.stderr and not (tmp_path / "none").exists()
+
+
+def test_random_subspace_baseline():
+    assert random_median_angles(12, 12, draws=3) == pytest.approx([0.0] * 3, abs=1e-5)  # the whole space twice
+    # one direction in 1,000 dimensions: |cos| ~ 1/√1000, so the angle is close to 90°
+    assert all(85.0 < angle < 90.0 for angle in random_median_angles(1000, 1))
+    assert random_median_angles(50, 5, seed=1) == random_median_angles(50, 5, seed=1) != random_median_angles(50, 5)

@@ -11,7 +11,6 @@ what ``--quick``, ``--gpu``, ``--only-precision`` and ``--float32`` change are d
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -23,11 +22,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sslprobe.benchmark import configure, run_benchmark  # noqa: E402
 from sslprobe.benchmark.evaluation import bench_evaluation  # noqa: E402
+from sslprobe.options import OneLineParser  # noqa: E402
 from sslprobe.runtime import tune_host_allocator  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = OneLineParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small batches, few steps, small probe sets")
     parser.add_argument("--gpu", action="store_true", help="CUDA, batch 512, 4 pinned workers")
     parser.add_argument("--json", type=Path, default=None, help="write the results here")

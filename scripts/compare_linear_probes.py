@@ -17,11 +17,12 @@ from pathlib import Path
 # Run as a file, this script imports the sslprobe of its own checkout (not another installed copy).
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from sslprobe.options import OneLineParser  # noqa: E402
 from sslprobe.studies.linear_probe_check import compare_linear_probes  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ckpt", type=Path, nargs="*", default=[], help="checkpoints of trained runs")
     parser.add_argument("--data-root", default="data")
     parser.add_argument("--train-size", type=int, default=5000)

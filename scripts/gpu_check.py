@@ -22,11 +22,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from jsonargparse.typing import NonNegativeInt, PositiveInt  # noqa: E402
 
+from sslprobe.options import OneLineParser  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-root", default=str(REPO / "data"), help="folder holding cifar-10-batches-py/")
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "benchmarks" / "gpu.json")
     parser.add_argument("--warmup", type=PositiveInt, default=10, help="steps before timing (> 0)")

@@ -14,18 +14,18 @@ Finished runs are skipped, so an interrupted comparison continues where it stopp
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 # Run as a file, this script imports the sslprobe of its own checkout (not another installed copy).
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from sslprobe.options import OneLineParser  # noqa: E402
 from sslprobe.studies.precision_parity import ParityConfig, aggregate, run  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = OneLineParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--methods", nargs="+", default=["simclr", "barlow_twins"])
     parser.add_argument("--seeds", type=int, default=2)

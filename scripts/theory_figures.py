@@ -13,7 +13,6 @@ The figures are computed by `sslprobe.studies.theory_figures`; this script parse
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -25,11 +24,12 @@ import torch  # noqa: E402
 # Run as a file, this script imports the sslprobe of its own checkout (not another installed copy).
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from sslprobe.options import OneLineParser  # noqa: E402
 from sslprobe.studies.theory_figures import FIGURES, run_figures  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = OneLineParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, type=Path, help="output folder for PNGs and results.json")
     parser.add_argument("--quick", action="store_true", help="small, fast version (about 30 s of CPU)")
     parser.add_argument("--only", nargs="*", choices=sorted(FIGURES), help="run only these figures")

@@ -17,11 +17,12 @@ from pathlib import Path
 # Run as a file, this script imports the sslprobe of its own checkout (not another installed copy).
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from sslprobe.options import OneLineParser  # noqa: E402
 from sslprobe.studies.theory_trajectory import write_trajectory  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run_dir", type=Path, help="a run folder holding probes/theory_epoch<E>.json")
     parser.add_argument("--out", type=Path, default=Path("docs/figures/theory_probe"))
     parser.add_argument("--name", default="scl_trajectory", help="file stem of the outputs")

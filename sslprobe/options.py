@@ -17,8 +17,10 @@ neither.
 
 from __future__ import annotations
 
+import argparse
 import functools
 import inspect
+import sys
 import typing
 from collections.abc import Callable
 from types import UnionType
@@ -183,7 +185,17 @@ def checked(function: Callable) -> Callable:
     return wrapper
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """`argparse.ArgumentParser` for the scripts: a bad argument is one line (``PROG: error: …``, exit 2),
+    not the usage block."""
+
+    def error(self, message: str):
+        print(f"{self.prog}: error: {message} (--help shows the usage)", file=sys.stderr)
+        raise SystemExit(2)
+
+
 __all__ = ["EXPECTED", "RESTRICTED", "UNRESTRICTED", "AtLeastFourInt", "AtLeastTenInt", "AtLeastTwoInt",
+           "OneLineParser",
            "CheckedOptions", "ClosedUnitInterval", "HalfOpenUnitInterval", "Momentum", "NonNegativeFloat",
            "NonNegativeInt", "OpenUnitInterval", "PositiveFloat", "PositiveInt", "check_options", "checked",
            "expected", "plain_numbers"]

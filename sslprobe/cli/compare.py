@@ -10,7 +10,6 @@ anyway and prints the differences and writes them under the table. Nothing exist
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import re
@@ -20,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from sslprobe.cli.runs import next_version
+from sslprobe.options import OneLineParser
 
 # Data options that change how data is loaded, not which images and views the probes see.
 IGNORED_DATA_KEYS = {"root", "download", "num_workers", "pin_memory", "persistent_workers", "eval_batch_size",
@@ -191,7 +191,7 @@ def compare(run_dirs: list[Path], out: Path, allow_differences: bool = False) ->
 
 
 def compare_command(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(prog="python -m sslprobe compare", description=__doc__.split("\n")[0])
+    parser = OneLineParser(prog="python -m sslprobe compare", description=__doc__.split("\n")[0])
     parser.add_argument("runs", nargs="+", help="run directories (of fit or probe)")
     parser.add_argument("--out", default=None, help="output folder (default: <runs root>/comparisons/version_<n>)")
     parser.add_argument("--allow_differences", action="store_true",

@@ -11,6 +11,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
+from sslprobe.options import OneLineParser
 from sslprobe.studies.imbalance.grid import (
     StudyError,
     check_dataset,
@@ -48,7 +49,7 @@ def sweep_yaml(preset_name: str, methods, imbalances, projectors, seeds: list[in
 
 
 def parse_args(argv: list[str] | None, description: str | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=description or __doc__,
+    parser = OneLineParser(description=description or __doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", choices=sorted(PRESETS), default="cpu")
     parser.add_argument("--out", type=Path, required=True)

@@ -124,6 +124,9 @@ class SSLProbeCLI(LightningCLI):
             "checkpoint.save_top_k": 1,
             "checkpoint.filename": "epoch{epoch:03d}-step{step:06d}",
             "checkpoint.auto_insert_metric_name": False,
+            # One last.ckpt per run: a resume overwrites it (the exit on a signal writes it, not this
+            # callback, which would otherwise add last-v1.ckpt and leave last.ckpt at the interrupted step).
+            "checkpoint.enable_version_counter": False,
             "trainer.default_root_dir": DEFAULT_ROOT,
         })
 

@@ -46,7 +46,17 @@ class BYOL(SSLMethod):
         t1, t2 = self.target(self.prepare(view1)), self.target(self.prepare(view2))
         return self.criterion(self.predictor(z1), self.predictor(z2), t1, t2)
 
-    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
-        if outputs is not None:  # None: a skipped step (on_nonfinite: skip_step) moved nothing
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor | None:
+        loss = super().training_step(batch, batch_idx)
+        self._stepped = loss is not None  # None: a skipped step (on_nonfinite: skip_step) moves nothing
+        return loss
+
+    def optimizer_step(self, epoch: int, batch_idx: int, optimizer, optimizer_closure=None) -> None:
+        # The target follows inside the optimizer step, not in on_train_batch_end: Lightning runs the
+        # callbacks' on_train_batch_end (checkpoints, the exit on a signal) before the module's, so a
+        # checkpoint written there would miss the step's target update and a resume would not be exact.
+        super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
+        if getattr(self, "_stepped", False):
             total = int(self.trainer.estimated_stepping_batches)
-            self.target.follow(self.global_step, total, self.backbone, self.projector)
+            # global_step counts this step once the hook returns: step k is number k + 1, as before
+            self.target.follow(self.global_step + 1, total, self.backbone, self.projector)

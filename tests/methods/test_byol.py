@@ -48,10 +48,11 @@ def test_target_follows_the_ema_on_cifar10(cifar_root, tmp_path):
     handed = {id(p) for group in trainer.optimizers[0].param_groups for p in group["params"]}
     assert not handed & {id(p) for p in model.target.parameters()}  # the optimizer never sees the target
     assert all(not p.requires_grad for p in model.target.parameters())
-    # (θ, ξ) at the start, after each optimizer step k (before the target's update k), at the end
-    (start, _), *steps = [online_and_target(s) for s in [*recorder.snapshots, dict(model.named_parameters())]]
-    assert len(steps) == 5 and all(torch.equal(a, b) for a, b in zip(steps[0][1], start, strict=True))  # ξ_0 = θ_0
-    for k, ((theta, before), (_, after)) in enumerate(zip(steps, steps[1:]), start=1):
+    # (θ, ξ) at the start and after each optimizer step k, whose target update runs inside the step: a
+    # checkpoint written by a callback after step k holds ξ_k
+    (start_online, start), *steps = [online_and_target(s) for s in recorder.snapshots]
+    assert len(steps) == 4 and all(torch.equal(a, b) for a, b in zip(start, start_online, strict=True))  # ξ_0 = θ_0
+    for k, ((theta, after), (_, before)) in enumerate(zip(steps, [(None, start), *steps]), start=1):
         # ξ_k = τ_k ξ_{k-1} + (1 − τ_k) θ_k, τ_k = 1 − (1 − τ_base)(cos(πk/K) + 1)/2 (the paper's schedule)
         tau = 1 - (1 - 0.9) * (math.cos(math.pi * k / 4) + 1) / 2
         for xi, previous, online in zip(after, before, theta, strict=True):

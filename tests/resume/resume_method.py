@@ -1,4 +1,4 @@
-"""A SimCLR that draws random numbers while it trains (for the exact-resume tests)."""
+"""Methods for the exact-resume tests: a SimCLR that draws random numbers while it trains, a BYOL that signals."""
 
 import os
 import signal
@@ -7,7 +7,7 @@ import time
 import torch
 from torch.nn import functional as F
 
-from sslprobe.methods import SimCLR
+from sslprobe.methods import BYOL, SimCLR
 
 
 class SimCLRWithDropout(SimCLR):
@@ -29,6 +29,20 @@ class SimCLRWithDropout(SimCLR):
 
     def training_step(self, batch, batch_idx: int):
         time.sleep(self.step_seconds)
+        if self.global_step == self.signal_at_step:
+            os.kill(os.getpid(), getattr(signal, self.signal_name))
+        return super().training_step(batch, batch_idx)
+
+
+class BYOLSignalled(BYOL):
+    """BYOL that sends ``signal_name`` to this process during optimizer step ``signal_at_step``: its
+    momentum target moves after every step, in a hook an exit raised by a callback would skip."""
+
+    def __init__(self, signal_at_step: int = -1, signal_name: str = "SIGUSR1", **kwargs):
+        self.signal_at_step, self.signal_name = signal_at_step, signal_name
+        super().__init__(**kwargs)
+
+    def training_step(self, batch, batch_idx: int):
         if self.global_step == self.signal_at_step:
             os.kill(os.getpid(), getattr(signal, self.signal_name))
         return super().training_step(batch, batch_idx)

@@ -169,3 +169,25 @@ def test_kept_metrics_names_do_not_collide_within_a_second(tmp_path):
     assert len(set(kept)) == 3
     assert [path.read_text() for path in kept] == [f"step,train/loss\n{n},1.0\n" for n in range(3)]
     assert all(re.fullmatch(r"metrics\.until_\d{8}-\d{6}(-\d+)?\.csv", path.name) for path in kept)
+
+
+@pytest.mark.slow
+def test_byol_interrupted_by_a_signal_resumes_with_its_target_network(tmp_path, cifar_root, capsys):
+    """The step the signal interrupts moves BYOL's momentum target too: the exit checkpoint holds that move."""
+    def byol(version: str, *extra: str) -> list[str]:
+        return [*tiny_fit_args(tmp_path, cifar_root, "byol", version, subset_size=80, batch_size=20, max_epochs=2,
+                               model=("--model.class_path", "resume_method.BYOLSignalled")),
+                "--model.init_args.predictor_hidden_dim", "16", "--trainer.limit_val_batches", "0", *extra]
+
+    main(byol("full"))
+    with pytest.raises(SystemExit) as stop:
+        main(byol("interrupted", "--model.init_args.signal_at_step", "2"))
+    assert stop.value.code == 128 + signal.SIGUSR1
+    capsys.readouterr()
+    run_dir = tmp_path / "byol" / "interrupted"
+    saved = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert saved["global_step"] == 3 and any(name.startswith("target.") for name in saved["state_dict"])
+    main(byol("interrupted", "--ckpt_path", "last"))
+    # the exit wrote last.ckpt before any periodic checkpoint: the resumed run overwrites it, no last-v1.ckpt
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["epoch001-step000008.ckpt", "last.ckpt"]
+    assert_same_weights(final_weights(tmp_path / "byol" / "full"), final_weights(run_dir))

@@ -3,7 +3,7 @@
 The CPU imbalance study (``--preset cpu``) scores every cell with the linear probe and the kNN
 read-out of `sslprobe.callbacks.LinearEvaluation` on 5,000 balanced training and 2,000 test images. This
 section times that same callback (its feature extraction, 100 SGD epochs and kNN, on the study
-cell's network and precision) at the given (train, test) sizes, so the cost of all 10,000 test
+cell's network) at the given (train, test) sizes, so the cost of all 10,000 test
 images or a larger probe training set can be set beside a cell's training time. Probes run in the
 weights' own precision (float32) whatever precision training uses, so this does too.
 """
@@ -24,7 +24,7 @@ EVALUATION_SIZES = ((5000, 2000), (5000, 10_000), (10_000, 10_000), (50_000, 10_
 
 def bench_evaluation(root: str, settings: Settings, repeats: int, sizes=EVALUATION_SIZES,
                      model_name: str = "resnet12_narrow", accuracy: float = 0.45) -> dict:
-    """Seconds of one `LinearEval` evaluation (trained network; the random-init baseline costs the same
+    """Seconds of one `LinearEvaluation` evaluation (trained network; the random-init baseline costs the same
     once per seed) at each (train, test) size, with the 95 % binomial half-width at ``accuracy``.
 
     Returns:

@@ -49,8 +49,7 @@ def sweep_yaml(preset_name: str, methods, imbalances, projectors, seeds: list[in
 
 
 def parse_args(argv: list[str] | None, description: str | None = None) -> argparse.Namespace:
-    parser = OneLineParser(description=description or __doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineParser(description=description or __doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", choices=sorted(PRESETS), default="cpu")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--seeds", default=None,

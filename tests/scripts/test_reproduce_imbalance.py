@@ -137,6 +137,7 @@ def test_smoke_grid_as_a_job_array_equals_the_local_run(tmp_path, cifar_root, sm
     assert "submitted 2 array task(s) of at most 11 cell(s)" in done.stdout
     tasks = sorted((out / "slurm").glob("*/*_result.pkl"))
     assert len(tasks) == 2, tasks  # two tasks, each finished
+    assert not (out / "slurm" / "%j").exists()  # no empty folder named after the pattern
     assert (out / "results.csv").read_bytes() == smoke_study[1]
     # Submitted again, the finished grid submits nothing and aggregates the same table.
     again = run_script("--preset", "smoke", "--out", str(out), "--data-root", str(cifar_root), "--launcher", "slurm",

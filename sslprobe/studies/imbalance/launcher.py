@@ -130,6 +130,9 @@ def launch_slurm(cells: list[Cell], out: Path, study: str, preset: dict, options
     tasks = [CellTask(group, out, study, preset, cells_per_device) for group in tasks_of(todo, options.cells_per_task)]
     with executor.batch():
         jobs = [executor.submit(task) for task in tasks]
+    placeholder = out / "slurm" / "%j"  # the executor makes its folder pattern itself; each job fills its own
+    if placeholder.is_dir() and not any(placeholder.iterdir()):
+        placeholder.rmdir()
     print(f"submitted {len(jobs)} array task(s) of at most {options.cells_per_task} cell(s) "
           f"(job {jobs[0].job_id.split('_')[0]}); logs in {out / 'slurm'}", flush=True)
     failures = []

@@ -233,3 +233,38 @@ def test_merge_adds_a_part_run_elsewhere_and_refuses_another_protocol(tmp_path, 
         assert study.main([*base, "--merge", *extra, str(bad)]) == 2
         assert message in capsys.readouterr().err
         assert (out / "results.csv").read_bytes() == written  # refused before anything was written
+
+
+@pytest.mark.slow
+def test_reevaluate_from_checkpoints_repeats_the_runs_own_scores_and_writes_a_new_study(
+        tmp_path, cifar_root, smoke_study, capsys):
+    source = smoke_study[0]
+    base = ["--preset", "smoke", "--data-root", str(cifar_root), "--reevaluate", str(source)]
+    # at the preset's own sizes (1,000 + 500): every score is the run's, from its checkpoint
+    same = tmp_path / "same"
+    assert study.main([*base, "--out", str(same), "--eval-train-size", "1000", "--eval-test-size", "500"]) == 0
+    assert "21 of 21 cells finished" in capsys.readouterr().out
+    scores = ("top1", "knn_top1", "balanced", "random_init_top1", "random_init_knn_top1", "num_test")
+    with open(source / "results.csv") as handle:
+        original = {(r["method"], r["imbalance"], r["projector"], r["seed"]): r for r in csv.DictReader(handle)}
+    with open(same / "results.csv") as handle:
+        again = {(r["method"], r["imbalance"], r["projector"], r["seed"]): r for r in csv.DictReader(handle)}
+    assert again.keys() == original.keys()
+    for key, row in again.items():
+        assert {k: row[k] for k in scores} == {k: original[key][k] for k in scores}, key
+    # on 1,000 test images: a new protocol in a new folder; the runs' own files are untouched
+    before = {p: p.read_bytes() for p in source.rglob("linear_eval.json")}
+    larger = tmp_path / "larger"
+    assert study.main([*base, "--out", str(larger), "--eval-train-size", "1000", "--eval-test-size", "1000"]) == 0
+    with open(larger / "results.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert {r["num_test"] for r in rows} == {"1000"} and len(rows) == len(again)
+    assert len(list((larger / "reevaluated").glob("*.json"))) == 21
+    assert {p: p.read_bytes() for p in source.rglob("linear_eval.json")} == before
+    capsys.readouterr()
+    # refused in one line: the source itself as --out, sizes without --reevaluate
+    assert study.main([*base, "--out", str(source)]) == 2
+    assert study.main(["--preset", "smoke", "--out", str(tmp_path / "x"), "--eval-test-size", "100"]) == 2
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert len(errors) == 2 and "another folder than SOURCE" in errors[0] and "only apply to --reevaluate" in errors[1]
+    assert not (tmp_path / "x").exists()

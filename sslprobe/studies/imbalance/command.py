@@ -69,6 +69,13 @@ def parse_args(argv: list[str] | None, description: str | None = None) -> argpar
     parser.add_argument("--merge", type=Path, nargs="+", default=[], metavar="CSV",
                         help="add the rows of earlier parts of this study (their results.csv, e.g. seeds run "
                              "elsewhere) before aggregating; duplicates and other test-set sizes are refused")
+    parser.add_argument("--reevaluate", type=Path, default=None, metavar="SOURCE",
+                        help="evaluate the cells finished in the study folder SOURCE again from their checkpoints "
+                             "(no training) with --eval-train-size / --eval-test-size, into --out")
+    parser.add_argument("--eval-train-size", type=int, default=None, metavar="N",
+                        help="with --reevaluate: balanced probe training images (default: all 50,000)")
+    parser.add_argument("--eval-test-size", type=int, default=None, metavar="N",
+                        help="with --reevaluate: balanced test images (default: all 10,000)")
     parser.add_argument("--cells-per-device", type=int, default=1, metavar="K",
                         help="run K cells at once per device (per GPU, or sharing the CPU), each its own process")
     add_launcher_arguments(parser)
@@ -130,6 +137,16 @@ def validate(args: argparse.Namespace) -> None:
         raise StudyError(f"--cells-per-device must be >= 1, got {args.cells_per_device}")
     if args.seeds is not None:
         parse_seeds(args.seeds)
+    if args.reevaluate is None and (args.eval_train_size is not None or args.eval_test_size is not None):
+        raise StudyError("--eval-train-size and --eval-test-size only apply to --reevaluate")
+    for flag, value in (("--eval-train-size", args.eval_train_size), ("--eval-test-size", args.eval_test_size)):
+        if value is not None and value < 10:
+            raise StudyError(f"{flag} must be >= 10 (one image per class at least), got {value}")
+    if args.reevaluate is not None:
+        if not (args.reevaluate / "preset.yaml").is_file():
+            raise StudyError(f"--reevaluate: {args.reevaluate} is not a study folder (no preset.yaml)")
+        if args.reevaluate.resolve() == args.out.resolve():
+            raise StudyError("--reevaluate writes a new study folder: give --out another folder than SOURCE")
 
 
 def main(argv: list[str] | None = None, description: str | None = None) -> int:
@@ -140,6 +157,7 @@ def main(argv: list[str] | None = None, description: str | None = None) -> int:
         description: the ``--help`` text (the entry point's docstring).
     """
     from sslprobe.studies.imbalance.launcher import launch_slurm
+    from sslprobe.studies.imbalance.reevaluate import reevaluate
     from sslprobe.studies.imbalance.results import aggregate, collect, merge_rows
     from sslprobe.studies.imbalance.running import run_cells
 
@@ -169,6 +187,19 @@ def main(argv: list[str] | None = None, description: str | None = None) -> int:
                      for c in grid(args.methods, args.imbalances, args.projectors, 1, args.dataset)]
         if args.merge:
             merge_rows([], args.merge)  # a bad part is refused before anything runs
+        if args.reevaluate is not None:
+            source = args.reevaluate.resolve()
+            done = finished(cells, source, STUDY, args.preset)
+            print(f"{len(done)} of {len(cells)} cells finished in {source}; evaluating them again on "
+                  f"{args.eval_train_size or 'all'} + {args.eval_test_size or 'all'} images")
+            if not done:
+                raise StudyError(f"--reevaluate: no cell of this grid is finished in {source}")
+            if args.dry_run:
+                return 0
+            rows = reevaluate(done, source, out, STUDY, args.eval_train_size, args.eval_test_size)
+            aggregate(out, merge_rows(rows, args.merge))
+            print(f"wrote {out / 'results.csv'}, {out / 'summary.md'}, {out / 'figure4.png'}")
+            return 0
         done = finished(cells, out, STUDY, args.preset)
         todo = [c for c in cells if c not in done]
         print(f"{len(cells)} cells, {len(cells) - len(todo)} already finished; preset {args.preset}: "

@@ -13,6 +13,7 @@ import csv
 import functools
 import json
 import math
+import os
 import typing
 from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field, fields
@@ -152,6 +153,36 @@ def _convert(value, kind: type):
     return kind(value)
 
 
+def training_measurements(run: Path) -> tuple[float, float | None, list[dict]]:
+    """A finished run's effective rank (last spectrum; NaN without spectrum.npz), its initial one (an
+    epoch-0 spectrum, else None) and its kNN monitor history."""
+    import numpy as np
+
+    spectrum = run / "probes" / "spectrum.npz"
+    effective_rank, initial_rank = math.nan, None
+    if spectrum.is_file():
+        with np.load(spectrum) as arrays:
+            ranks = arrays["embeddings_effective_rank"]
+            effective_rank = float(ranks[-1])
+            if "epochs" in arrays and len(ranks) > 1 and arrays["epochs"][0] == 0:  # epoch 0: initial
+                initial_rank = float(ranks[0])
+    monitor = run / "probes" / "knn_monitor.json"
+    history = json.loads(monitor.read_text())["history"] if monitor.is_file() else []
+    return effective_rank, initial_rank, history
+
+
+def rows_of(found: list[tuple[Cell, Mapping, Path]], out: Path) -> list[StudyRow]:
+    """One row per (cell, final evaluation, run folder), plus one random-init row per (imbalance, seed)."""
+    rows, baselines = [], {}
+    for cell, result, run in found:
+        effective_rank, initial_rank, history = training_measurements(run)
+        # the run folder relative to the study (a re-evaluation's runs lie in the study it re-evaluates)
+        rows.append(StudyRow.of_run(cell, result, effective_rank, os.path.relpath(run, out), history, initial_rank))
+        if result.get("random_init_top1") is not None:
+            baselines.setdefault((cell.imbalance, cell.seed), StudyRow.of_random_init(cell, result, out))
+    return rows + [baselines[key] for key in sorted(baselines)]
+
+
 def collect(cells: list[Cell], out: Path, study: str) -> list[StudyRow]:
     """One row per finished run, plus one random-init row per (imbalance, seed).
 
@@ -160,29 +191,9 @@ def collect(cells: list[Cell], out: Path, study: str) -> list[StudyRow]:
     training data, so it is the same at every imbalance, but it is written per imbalance to be
     paired with the runs at equal seed and imbalance.
     """
-    import numpy as np
-
-    rows, baselines = [], {}
-    for cell in cells:
-        path = result_path(cell, out, study)
-        if not path.is_file():
-            continue
-        result = json.loads(path.read_text())
-        spectrum = path.parent / "spectrum.npz"
-        effective_rank, initial_rank = math.nan, None
-        if spectrum.is_file():
-            with np.load(spectrum) as arrays:
-                ranks = arrays["embeddings_effective_rank"]
-                effective_rank = float(ranks[-1])
-                if "epochs" in arrays and len(ranks) > 1 and arrays["epochs"][0] == 0:  # epoch 0: initial
-                    initial_rank = float(ranks[0])
-        monitor = path.parent / "knn_monitor.json"
-        history = json.loads(monitor.read_text())["history"] if monitor.is_file() else []
-        rows.append(StudyRow.of_run(cell, result, effective_rank, str(path.parent.parent.relative_to(out)), history,
-                                    initial_rank))
-        if result.get("random_init_top1") is not None:
-            baselines.setdefault((cell.imbalance, cell.seed), StudyRow.of_random_init(cell, result, out))
-    return rows + [baselines[key] for key in sorted(baselines)]
+    found = [(cell, json.loads(path.read_text()), path.parent.parent)
+             for cell in cells if (path := result_path(cell, out, study)).is_file()]
+    return rows_of(found, out)
 
 
 def write_csv(rows: list[StudyRow], path: Path) -> None:

@@ -10,6 +10,7 @@ monitor on. ``scripts/reproduce_imbalance.py`` is its command line.
 - `running`: running the cells, resumably, one at a time or K per device.
 - `launcher`: the cells as one SLURM job array (submitit), requeued when pre-empted.
 - `results`: `StudyRow` (one row of ``results.csv``), collecting and aggregating the rows.
+- `reevaluate`: finished cells evaluated again from their checkpoints on other evaluation sets.
 - `figure`: ``figure4.png``.
 - `command`: the command line.
 """

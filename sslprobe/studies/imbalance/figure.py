@@ -91,8 +91,12 @@ def figure(rows: list[StudyRow], path: Path) -> None:
             legend.setdefault(label, handle)
     fig.legend(legend.values(), legend.keys(), loc="outside right center")
     fig.supxlabel("class imbalance of the training subset (the paper's per-class proportions)")
-    seeds = len({row.seed for row in rows})
-    bars = "95 % t-interval over seeds" if seeds > 1 else "one seed: no interval"
-    fig.suptitle(f"Robustness to class imbalance (paper Fig. 4); {seeds} seed(s), points: seeds, error bars: {bars}")
+    per_cell = {}
+    for row in rows:
+        per_cell.setdefault((row.method, row.projector, row.imbalance), set()).add(row.seed)
+    counts = sorted({len(seeds) for seeds in per_cell.values()})
+    seeds = f"{counts[0]} seed(s)" if len(counts) == 1 else f"{counts[0]}–{counts[-1]} seeds per cell"
+    bars = "95 % t-interval over seeds" if counts[-1] > 1 else "one seed: no interval"
+    fig.suptitle(f"Robustness to class imbalance (paper Fig. 4); {seeds}, points: seeds, error bars: {bars}")
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -20,6 +20,8 @@ import yaml
 
 from sslprobe.studies.imbalance.grid import Cell, result_path
 
+DATA_SOURCE = ("root", "dataset", "dataset_kwargs", "label_set", "image_size")  # what the images read depend on
+
 
 def reevaluate(cells: list[Cell], source: Path, out: Path, study: str, train_size: int | None,
                test_size: int | None) -> list:
@@ -30,7 +32,7 @@ def reevaluate(cells: list[Cell], source: Path, out: Path, study: str, train_siz
     from sslprobe.data import ImageDataModule
     from sslprobe.studies.imbalance.results import rows_of
 
-    found = []
+    found, loaded = [], {}
     (out / "reevaluated").mkdir(parents=True, exist_ok=True)
     for cell in cells:
         run = result_path(cell, source, study).parent.parent
@@ -39,6 +41,8 @@ def reevaluate(cells: list[Cell], source: Path, out: Path, study: str, train_siz
         method = getattr(importlib.import_module(module), name).load_from_checkpoint(
             run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True).eval()
         data = ImageDataModule(**config["data"])
+        source_key = json.dumps({k: config["data"].get(k) for k in DATA_SOURCE}, sort_keys=True, default=str)
+        data.data = loaded.setdefault(source_key, data.load())  # read once per data set, not once per cell
         data.setup_for_run(run)
         options = dict(config["probes"]["linear_eval"]["init_args"])
         options.update(every_n_epochs=None, train_size=train_size, test_size=test_size)

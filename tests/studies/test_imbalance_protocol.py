@@ -46,8 +46,9 @@ def test_the_cpu_preset_scores_the_committed_random_init_rows_again(tmp_path, ci
     with open(COMMITTED, newline="") as handle:
         committed = {int(r["seed"]): r for r in csv.DictReader(handle)
                      if r["method"] == "random_init" and r["imbalance"] == "none"}
-    assert sorted(committed) == [0, 1, 2] and len(test) == 2000
-    for seed, row in committed.items():
+    assert {0, 1, 2} <= set(committed) and len(test) == 2000
+    for seed in (0, 1, 2):  # the seeds run before the others were added (seeds 3-13 were run here)
+        row = committed[seed]
         torch.manual_seed(seed)  # the baseline's network: the method built from the run's seed
         scores = probe.evaluate(SimCLR(**config["model"]["init_args"]).eval(), train, test, counts)
         # float32 throughout; one test image of slack (1/2,000) for another CPU's rounding

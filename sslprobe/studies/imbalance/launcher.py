@@ -130,9 +130,6 @@ def launch_slurm(cells: list[Cell], out: Path, study: str, preset: dict, options
     tasks = [CellTask(group, out, study, preset, cells_per_device) for group in tasks_of(todo, options.cells_per_task)]
     with executor.batch():
         jobs = [executor.submit(task) for task in tasks]
-    placeholder = out / "slurm" / "%j"  # the executor makes its folder pattern itself; each job fills its own
-    if placeholder.is_dir() and not any(placeholder.iterdir()):
-        placeholder.rmdir()
     print(f"submitted {len(jobs)} array task(s) of at most {options.cells_per_task} cell(s) "
           f"(job {jobs[0].job_id.split('_')[0]}); logs in {out / 'slurm'}", flush=True)
     failures = []
@@ -141,5 +138,8 @@ def launch_slurm(cells: list[Cell], out: Path, study: str, preset: dict, options
             job.result()
         except Exception as error:  # submitit re-raises the task's error with its traceback
             failures.append(f"task {job.job_id}: {str(error).strip().splitlines()[-1]}")
+    placeholder = out / "slurm" / "%j"  # submitit makes a folder named after the pattern; each job has its own
+    if placeholder.is_dir() and not any(placeholder.iterdir()):
+        placeholder.rmdir()
     if failures:
         raise RuntimeError(f"{len(failures)} array task(s) failed; first: {failures[0]} (see {out / 'slurm'})")

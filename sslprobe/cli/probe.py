@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 from pathlib import Path
 from types import SimpleNamespace
 
 from sslprobe.cli.lightning_cli import PROBES
-from sslprobe.cli.runs import _as_list, load_checkpoint, wandb_logged_in
-from sslprobe.data.datamodule import ImageDataModule
+from sslprobe.cli.runs import _as_list, load_checkpoint, load_run, wandb_logged_in
 from sslprobe.probes.api import measure
 
 
@@ -43,7 +41,6 @@ def probe_checkpoint(argv: list[str]) -> None:
     section where present, else the probes' defaults).
     """
     import torch
-    import yaml
 
     parser = argparse.ArgumentParser(prog="python -m sslprobe probe", description=probe_checkpoint.__doc__)
     parser.add_argument("--ckpt_path", required=True, help="a checkpoint inside RUN/checkpoints/")
@@ -63,13 +60,8 @@ def probe_checkpoint(argv: list[str]) -> None:
     config_path = run_dir / "config.yaml"
     if not config_path.is_file():
         raise FileNotFoundError(f"{config_path} not found: --ckpt_path must lie in <run dir>/checkpoints/")
-    config = yaml.safe_load(config_path.read_text())
-    module_name, class_name = config["model"]["class_path"].rsplit(".", 1)
-    method_class = getattr(importlib.import_module(module_name), class_name)
     checkpoint = load_checkpoint(checkpoint_path)
-    method = method_class.load_from_checkpoint(checkpoint_path, map_location=args.device, weights_only=True)
-    datamodule = ImageDataModule(**config["data"])
-    datamodule.setup_for_run(run_dir)
+    config, method, datamodule = load_run(checkpoint_path, args.device)
     epoch = int(checkpoint.get("epoch", 0)) + 1  # counted from 1: the epoch the checkpoint ends or is in
     step = int(checkpoint.get("global_step", 0))
     # The probes log where `fit` logged: the run's W&B run (same id) and its metrics.csv.

@@ -204,3 +204,21 @@ def wandb_run_id(experiment: str, version: str) -> str:
 def main_process() -> bool:
     """Whether this is the first process of a launch (hints are printed once, not per rank)."""
     return all(os.environ.get(name, "0") == "0" for name in ("LOCAL_RANK", "NODE_RANK", "RANK", "SLURM_PROCID"))
+
+
+def load_run(checkpoint_path: Path, device: str = "cpu", data=None) -> tuple[dict, SSLMethod, ImageDataModule]:
+    """A run's ``config.yaml``, its method loaded from ``checkpoint_path`` (inside RUN/checkpoints/) and its
+    datamodule with the run's training subset; ``data``: images already read, to reuse instead of reading them."""
+    import importlib
+
+    import yaml
+
+    run_dir = Path(checkpoint_path).resolve().parent.parent
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    module_name, class_name = config["model"]["class_path"].rsplit(".", 1)
+    method_class = getattr(importlib.import_module(module_name), class_name)
+    method = method_class.load_from_checkpoint(checkpoint_path, map_location=device, weights_only=True)
+    datamodule = ImageDataModule(**config["data"])
+    datamodule.data = data
+    datamodule.setup_for_run(run_dir)
+    return config, method, datamodule

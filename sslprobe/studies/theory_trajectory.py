@@ -21,6 +21,7 @@ into one `TrajectoryPoint` per epoch with what a trajectory needs beside the pro
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import asdict, dataclass
@@ -67,12 +68,17 @@ def theory_epochs(probes: Path) -> list[int]:
 
 def random_median_angles(dim: int, rank: int, draws: int = 5, seed: int = 0) -> list[float]:
     """Median principal angle (degrees) between two random ``rank``-dimensional subspaces of R^dim, per draw."""
+    return list(_random_median_angles(dim, rank, draws, seed))
+
+
+@functools.cache  # the same dimensions at every epoch of a trajectory
+def _random_median_angles(dim: int, rank: int, draws: int, seed: int) -> tuple[float, ...]:
     generator = torch.Generator().manual_seed(seed)
     medians = []
     for _ in range(draws):
         pair = [torch.randn(dim, rank, generator=generator, dtype=torch.float64) for _ in range(2)]
         medians.append(float(np.median(principal_angles(*pair))))
-    return medians
+    return tuple(medians)
 
 
 def load_trajectory(run_dir: str | Path) -> list[TrajectoryPoint]:

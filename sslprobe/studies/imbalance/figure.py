@@ -23,10 +23,11 @@ def claim_per_seed(rows: list[StudyRow], projector: str, imbalance: str) -> dict
 
 def draw_claim(ax, rows: list[StudyRow], imbalances: list[str]) -> None:
     """Δ SCL − Δ SimCLR per seed (points), its mean and 95 % t-interval, per projector and imbalance."""
-    cells = [(projector, imbalance) for projector in ("mlp", "none") for imbalance in imbalances
-             if imbalance != BASE_IMBALANCE and claim_per_seed(rows, projector, imbalance)]
-    for x, (projector, imbalance) in enumerate(cells):
-        values = [100 * v for v in claim_per_seed(rows, projector, imbalance).values()]
+    claims = {(projector, imbalance): claim_per_seed(rows, projector, imbalance)
+              for projector in ("mlp", "none") for imbalance in imbalances if imbalance != BASE_IMBALANCE}
+    cells = [cell for cell, per_seed_claim in claims.items() if per_seed_claim]
+    for x, cell in enumerate(cells):
+        values = [100 * v for v in claims[cell].values()]
         offsets = [0.25 * (i / max(len(values) - 1, 1) - 0.5) for i in range(len(values))]
         ax.scatter([x + o for o in offsets], values, s=12, color="0.55", zorder=2)
         summary = summarize_seeds(v / 100 for v in values)

@@ -12,7 +12,6 @@ rank, kNN monitor) are the runs' own.
 
 from __future__ import annotations
 
-import importlib
 import json
 from pathlib import Path
 
@@ -29,7 +28,7 @@ def reevaluate(cells: list[Cell], source: Path, out: Path, study: str, train_siz
     balanced images (None: all); each cell's evaluation is written to ``out/reevaluated/<cell>.json``."""
     from sslprobe.callbacks import LinearEvaluation
     from sslprobe.callbacks.linear_eval import RANDOM_INIT_CACHE
-    from sslprobe.data import ImageDataModule
+    from sslprobe.cli.runs import load_run
     from sslprobe.studies.imbalance.results import rows_of
 
     found, loaded = [], {}
@@ -37,13 +36,10 @@ def reevaluate(cells: list[Cell], source: Path, out: Path, study: str, train_siz
     for cell in cells:
         run = result_path(cell, source, study).parent.parent
         config = yaml.safe_load((run / "config.yaml").read_text())
-        module, name = config["model"]["class_path"].rsplit(".", 1)
-        method = getattr(importlib.import_module(module), name).load_from_checkpoint(
-            run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True).eval()
-        data = ImageDataModule(**config["data"])
         source_key = json.dumps({k: config["data"].get(k) for k in DATA_SOURCE}, sort_keys=True, default=str)
-        data.data = loaded.setdefault(source_key, data.load())  # read once per data set, not once per cell
-        data.setup_for_run(run)
+        config, method, data = load_run(run / "checkpoints" / "last.ckpt", data=loaded.get(source_key))
+        loaded[source_key] = data.data  # the images are read once per data set, not once per cell
+        method.eval()
         options = dict(config["probes"]["linear_eval"]["init_args"])
         options.update(every_n_epochs=None, train_size=train_size, test_size=test_size)
         probe = LinearEvaluation(**options)
